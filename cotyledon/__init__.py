@@ -1,0 +1,1 @@
+"""cotyledon: supervise long-running services."""
