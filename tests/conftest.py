@@ -3,6 +3,7 @@ to it and is caught and reaped here."""
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import signal
@@ -65,10 +66,8 @@ def no_orphans(request: pytest.FixtureRequest) -> Iterator[None]:
             break
         time.sleep(0.02)
     for pid in left:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
     _reap_adopted()
     assert not left, f"{request.node.nodeid} left processes behind: {left}"
 
