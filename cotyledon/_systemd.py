@@ -31,10 +31,14 @@ __all__ = [
     "ListenFdsError",
     "Notifier",
     "booted",
+    "escape_payload",
     "format_message",
     "listen_fds",
+    "local_health",
     "notify_address",
     "scrub_child_environ",
+    "set_local_health",
+    "unescape_payload",
 ]
 
 # The compat logger: upstream logs this one line there, at DEBUG (spec/api.md §2).
@@ -202,8 +206,9 @@ class Notifier:
         return self.notify(STATUS=text)
 
     def watchdog(self) -> bool:
-        """``WATCHDOG=1`` keep-alive ping; False (nothing sent) when no watchdog is ours."""
-        if self.watchdog_usec is None:
+        """``WATCHDOG=1`` keep-alive ping; False (nothing sent) when no watchdog is ours
+        or this process reported itself unhealthy (:func:`set_local_health`)."""
+        if self.watchdog_usec is None or not _local_health[0]:
             return False
         return self.notify(WATCHDOG=1)
 
@@ -220,6 +225,42 @@ class Notifier:
         sock, self._sock = self._sock, None
         if sock is not None:
             sock.close()
+
+
+# This process's own health (the health contract, master side): while False, watchdog()
+# sends nothing, so systemd's WatchdogSec= fires. Workers report theirs to the master.
+_local_health: tuple[bool, str] = (True, "")
+
+
+def set_local_health(ok: bool, reason: str = "") -> None:
+    """Record this process's health; an unhealthy process stops its own watchdog pings."""
+    global _local_health
+    _local_health = (bool(ok), "" if ok else reason)
+
+
+def local_health() -> tuple[bool, str]:
+    """``(ok, reason)`` as last recorded by :func:`set_local_health`."""
+    return _local_health
+
+
+def escape_payload(payload: bytes) -> str:
+    """A multi-line sd_notify payload as one line (backslash and line feed escaped), for the
+    worker -> master channel; :func:`unescape_payload` is the inverse."""
+    return payload.decode("utf-8").replace("\\", "\\\\").replace("\n", "\\n")
+
+
+def unescape_payload(line: str) -> dict[str, str]:
+    """Parse an :func:`escape_payload` line back into ordered ``{KEY: VALUE}`` fields.
+
+    Lines without ``=`` or with an invalid key are dropped (the sender is untrusted).
+    """
+    text = re.sub(r"\\(.)", lambda m: "\n" if m.group(1) == "n" else m.group(1), line)
+    fields: dict[str, str] = {}
+    for entry in text.split("\n"):
+        key, sep, value = entry.partition("=")
+        if sep and _KEY.match(key):
+            fields[key] = value
+    return fields
 
 
 def scrub_child_environ(environ: Environ | None = None) -> None:
