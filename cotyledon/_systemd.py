@@ -333,6 +333,8 @@ def listen_fds(environ: Environ | None = None, unset_environment: bool = True) -
     env = _environ(environ)
     try:
         count = _listen_count(env)
+        if count == 0:
+            return []
         names = _listen_names(env, count)
         fds = range(SD_LISTEN_FDS_START, SD_LISTEN_FDS_START + count)
         for fd in fds:
