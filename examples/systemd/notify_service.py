@@ -1,0 +1,106 @@
+"""A cotyledon program made to run under systemd as a ``Type=notify`` service.
+
+Run it with the unit files of this directory, or by hand::
+
+    systemd-run --user -p Type=notify -p NotifyAccess=main \\
+        python examples/systemd/notify_service.py --workers 2
+
+The master tells systemd when every worker is up (``READY=1``), around reloads
+(``systemctl reload``), at shutdown and, with ``WatchdogSec=``, that it is alive. The
+workers use :mod:`cotyledon.systemd` to add a status line and to report their health.
+
+Options (the test-suite drives them too):
+
+``--workers N``       workers of the one service (default 2)
+``--init-delay S``    seconds each worker spends in ``__init__`` (a slow application import)
+``--status TEXT``     each worker relays ``STATUS=TEXT`` through the master once started
+``--health-file P``   each worker reads P every 50 ms: ``fail <why>`` reports it unhealthy
+                      (the master stops the watchdog pings), ``ok`` healthy again
+``--show-env``        each worker runs a subprocess that prints the systemd variables it sees
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import cotyledon
+from cotyledon import systemd
+
+ENV_KEYS = (
+    "NOTIFY_SOCKET",
+    "WATCHDOG_USEC",
+    "WATCHDOG_PID",
+    "LISTEN_PID",
+    "LISTEN_FDS",
+    "LISTEN_FDNAMES",
+)
+SHOW_ENV = "import os; print('child-env', {k: os.environ.get(k) for k in %r})" % (ENV_KEYS,)
+
+
+class Worker(cotyledon.Service):
+    name = "notify-demo"
+
+    def __init__(self, worker_id: int, options: argparse.Namespace) -> None:
+        super().__init__(worker_id)
+        self.options = options
+        self.stopped = threading.Event()
+        time.sleep(options.init_delay)  # stands for a slow application start
+        # The readiness stamp: the master may only send READY=1 after this line.
+        print(f"worker {worker_id} ready pid={os.getpid()} at={time.monotonic():.6f}", flush=True)
+
+    def run(self) -> None:
+        if self.options.show_env:
+            out = subprocess.run(
+                [sys.executable, "-c", SHOW_ENV], capture_output=True, text=True, check=True
+            )
+            print(out.stdout.strip(), f"worker={self.worker_id}", flush=True)
+        if self.options.status:
+            sent = systemd.notify(status=self.options.status, X_WORKER=self.worker_id)
+            print(f"worker {self.worker_id} status relayed={sent}", flush=True)
+        if self.options.health_file:
+            self.watch_health(self.options.health_file)
+
+    def watch_health(self, path: str) -> None:
+        last = "ok"
+        while not self.stopped.wait(0.05):
+            try:
+                with open(path) as f:
+                    wanted = f.read().strip() or "ok"
+            except FileNotFoundError:
+                wanted = "ok"
+            if wanted != last:
+                ok = wanted == "ok"
+                systemd.set_health(ok, "" if ok else wanted.partition(" ")[2])
+                print(f"worker {self.worker_id} health {wanted}", flush=True)
+                last = wanted
+
+    def terminate(self) -> None:
+        self.stopped.set()
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--init-delay", type=float, default=0.0)
+    parser.add_argument("--status")
+    parser.add_argument("--health-file")
+    parser.add_argument("--show-env", action="store_true")
+    parser.add_argument("--graceful-timeout", type=float, default=30)
+    return parser.parse_args(argv)
+
+
+def main() -> None:
+    options = parse_args()
+    manager = cotyledon.ServiceManager(graceful_shutdown_timeout=options.graceful_timeout)
+    manager.add(Worker, workers=options.workers, args=(options,))
+    print(f"master pid={os.getpid()}", flush=True)
+    manager.run()
+
+
+if __name__ == "__main__":
+    main()
