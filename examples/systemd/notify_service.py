@@ -39,7 +39,11 @@ ENV_KEYS = (
     "LISTEN_FDS",
     "LISTEN_FDNAMES",
 )
-SHOW_ENV = "import os; print('child-env', {k: os.environ.get(k) for k in %r})" % (ENV_KEYS,)
+# Run in a subprocess: prints which of ENV_KEYS (its arguments) it inherited, as JSON.
+SHOW_ENV = (
+    "import json, os, sys; "
+    "print('child-env', json.dumps([k for k in sys.argv[1:] if k in os.environ]))"
+)
 
 
 class Worker(cotyledon.Service):
@@ -56,7 +60,10 @@ class Worker(cotyledon.Service):
     def run(self) -> None:
         if self.options.show_env:
             out = subprocess.run(
-                [sys.executable, "-c", SHOW_ENV], capture_output=True, text=True, check=True
+                [sys.executable, "-c", SHOW_ENV, *ENV_KEYS],
+                capture_output=True,
+                text=True,
+                check=True,
             )
             print(out.stdout.strip(), f"worker={self.worker_id}", flush=True)
         if self.options.status:
