@@ -1,0 +1,592 @@
+"""``ServiceManager``: the public API of the master, and the driver of its event loop.
+
+Job: check arguments and keep the configuration (``add``, ``reconfigure``,
+``register_hooks``, thread-safe: other threads only queue commands and wake the loop);
+then, in ``run()``, be the master: one thread, one blocking call (``poll()`` on the
+signal self-pipe, the worker -> master control pipe and any multiprocessing sentinels,
+timeout = the next deadline), and perform what the pure
+:class:`~cotyledon._supervisor.Supervisor` decides: fork (signals blocked around it),
+signal our own children (never the process group), run hooks, tell systemd, write
+upstream's log lines on ``cotyledon._service_manager``, exit.
+
+Must not: decide (the supervisor does), sleep, start threads, or reap a child it did not
+fork.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import dataclasses
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any, NoReturn
+
+from cotyledon import (
+    _control,
+    _event_loop,
+    _processes,
+    _seatbelt,
+    _service_worker,
+    _signals,
+    _supervisor,
+    _systemd,
+    _utils,
+)
+from cotyledon import _supervisor as sv
+from cotyledon._restart_policy import GiveUpPolicy
+from cotyledon.types import (
+    OnDeadWorkerHook,
+    OnNewWorkerHook,
+    OnReloadHook,
+    OnTerminateHook,
+    ServiceId,
+    WorkerId,
+)
+
+LOG = logging.getLogger(__name__)
+
+MASTER_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGALRM, signal.SIGHUP, signal.SIGCHLD)
+EXIT_GAVE_UP = _supervisor.EXIT_GAVE_UP
+
+
+@dataclasses.dataclass
+class _ServiceConfig:
+    service_id: ServiceId
+    factory: Callable[..., Any]
+    workers: int
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+
+
+class ServiceManager:
+    """Forks and supervises the workers of every service added to it.
+
+    :param wait_interval: accepted for compatibility; upstream slept this long before
+        every fork, our master never sleeps (forks happen at once, within the restart
+        budget).
+    :param graceful_shutdown_timeout: seconds the whole graceful shutdown may take before
+        the remaining workers are SIGKILLed (0: no limit); also the default for services
+        whose own ``graceful_shutdown_timeout`` is None.
+    :param mp_context: None or a ``fork`` multiprocessing context: workers are forked
+        directly. A ``spawn`` or ``forkserver`` context: workers are started through it
+        (service class, args and new-worker hooks must be picklable). Read at each start.
+    :param max_restarts: opt-in give-up policy, the default of :meth:`add`: when a service
+        restarts more than this many times within ``restart_period`` seconds, the manager
+        stops and ``run()`` exits with status 3. None (default): never give up.
+    :param restart_period: the window of ``max_restarts``, in seconds.
+    :raises RuntimeError: a ServiceManager already exists in this process.
+    """
+
+    _process_runner_already_created = False
+
+    def __init__(
+        self,
+        wait_interval: float = 0.01,
+        graceful_shutdown_timeout: int = 60,
+        *,
+        mp_context: Any = None,
+        max_restarts: int | None = None,
+        restart_period: float = 5.0,
+    ) -> None:
+        if ServiceManager._process_runner_already_created:
+            raise RuntimeError("Only one instance of ServiceManager per application is allowed")
+        ServiceManager._process_runner_already_created = True
+        self.wait_interval = wait_interval
+        self._graceful_shutdown_timeout = graceful_shutdown_timeout
+        self.mp_context = mp_context
+        self._give_up = _give_up_policy(max_restarts, restart_period)
+        self._services: dict[ServiceId, _ServiceConfig] = {}
+        self._hooks: dict[str, list[Callable[..., Any]]] = {
+            "terminate": [],
+            "reload": [],
+            "new_worker": [],
+            "dead_worker": [],
+        }
+        self._lock = threading.Lock()
+        self._commands: collections.deque[sv.Event] = collections.deque()
+        self._state = "new"
+        self._shutdown_requested = False
+        self._clock: Callable[[], float] = time.monotonic
+        self._supervisor: sv.Supervisor | None = None
+        self._signals: _signals.SignalPipe | None = None
+        self._control: _control.ControlChannel | None = None
+        self._seatbelt: _seatbelt.Seatbelt | None = None
+        self._notifier: _systemd.Notifier | None = None
+        self._events: collections.deque[sv.Event] = collections.deque()
+        self._mp_procs: dict[int, Any] = {}
+        self._fast_exit = False
+        #: Handlers of worker -> master messages, by kind: ``fn(pid, payload)``.
+        self._control_handlers: dict[str, Callable[[int, str], None]] = {
+            "started": lambda pid, _: self._feed(sv.WorkerStarted(pid)),
+            "reloaded": lambda pid, _: self._feed(sv.WorkerReloaded(pid)),
+            "health": self._on_health_message,
+            "notify": self._on_notify_message,
+        }
+
+    # -- configuration API -----------------------------------------------------------
+
+    @property
+    def graceful_shutdown_timeout(self) -> int:
+        return self._graceful_shutdown_timeout
+
+    def add(
+        self,
+        service: Callable[..., Any],
+        workers: int = 1,
+        args: tuple[Any, ...] | None = None,
+        kwargs: dict[str, Any] | None = None,
+        *,
+        max_restarts: int | None = None,
+        restart_period: float | None = None,
+    ) -> ServiceId:
+        """Add a service; its workers are ``service(worker_id, *args, **kwargs)``.
+
+        Takes effect at once when called after :meth:`run` (from a hook or a thread).
+
+        :param max_restarts: give-up policy of this service (default: the manager's).
+        :param restart_period: its window in seconds (default: the manager's).
+        :returns: the new service's id.
+        :raises TypeError: ``service`` is not callable.
+        :raises ValueError: ``workers`` is not an int >= 1.
+        """
+        _utils.check_callable(service, "service")
+        _utils.check_workers(workers, 1)
+        give_up = self._give_up
+        if max_restarts is not None:
+            period = restart_period or (give_up.period if give_up else 5.0)
+            give_up = _give_up_policy(max_restarts, period)
+        service_id = ServiceId(uuid.uuid4())
+        config = _ServiceConfig(service_id, service, workers, tuple(args or ()), kwargs or {})
+        with self._lock:
+            self._services[service_id] = config
+            self._queue(sv.ServiceAdded(service_id, workers, give_up))
+        return service_id
+
+    def reconfigure(self, service_id: ServiceId, workers: int) -> None:
+        """Change the number of workers of a service, at once (surplus workers are stopped
+        and not respawned).
+
+        :raises ValueError: unknown ``service_id``, or ``workers`` below
+            ``1 - current workers`` (upstream's quirk: 0 and negatives stop every worker).
+        """
+        with self._lock:
+            try:
+                config = self._services[service_id]
+            except KeyError:
+                raise ValueError(f"{service_id} service id doesn't exists") from None
+            _utils.check_workers(workers, 1 - config.workers)
+            config.workers = workers
+            self._queue(sv.Reconfigured(service_id, workers))
+
+    def register_hooks(
+        self,
+        on_terminate: OnTerminateHook | None = None,
+        on_reload: OnReloadHook | None = None,
+        on_new_worker: OnNewWorkerHook | None = None,
+        on_dead_worker: OnDeadWorkerHook | None = None,
+    ) -> None:
+        """Register hooks; each kind runs in registration order.
+
+        * ``on_terminate()``: master, at graceful shutdown, before workers are signalled;
+        * ``on_reload()``: master, on SIGHUP, before SIGHUP is forwarded to the workers;
+        * ``on_new_worker(service_id, worker_id, service)``: in the worker, before run();
+        * ``on_dead_worker(service_id, worker_id, exit_code)``: master, when a worker died,
+          before it is respawned.
+
+        :raises TypeError: one of them is not callable.
+        """
+        hooks = {
+            "terminate": ("on_terminate", on_terminate),
+            "reload": ("on_reload", on_reload),
+            "new_worker": ("on_new_worker", on_new_worker),
+            "dead_worker": ("on_dead_worker", on_dead_worker),
+        }
+        for arg_name, hook in hooks.values():
+            if hook is not None:
+                _utils.check_callable(hook, arg_name)
+        with self._lock:
+            for kind, (_, hook) in hooks.items():
+                if hook is not None:
+                    self._hooks[kind].append(hook)
+
+    def shutdown(self) -> None:
+        """Ask the master to stop gracefully; returns at once. From any thread or hook.
+
+        Before :meth:`run`, run() will stop at once; after run() ended, it does nothing.
+        """
+        LOG.info("Manager shutdown requested")
+        with self._lock:
+            if self._state == "new":
+                self._shutdown_requested = True
+                return
+            if self._state == "done":
+                return
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    def _slowdown_respawn_if_needed(self, service_id: ServiceId | None = None) -> float:
+        """Compat hook called before every fork. Upstream slept here (``wait_interval``,
+        or 5 s when forking too fast); our master never sleeps: this returns how long the
+        service's next fork must wait under its restart budget (0: now), and the master
+        schedules a deadline. Programs that patch it out (any non-number return) get
+        instant respawns, as before."""
+        if self._supervisor is None or service_id is None:
+            return 0.0
+        return self._supervisor.respawn_delay(service_id, self._clock())
+
+    def _respawn_gate(self, service_id: ServiceId, now: float) -> float:
+        delay = self._slowdown_respawn_if_needed(service_id)
+        if isinstance(delay, bool) or not isinstance(delay, (int, float)):
+            return 0.0
+        return float(delay)
+
+    def _queue(self, event: sv.Event) -> None:
+        """Under the lock: hand ``event`` to the master loop (waking it if running)."""
+        self._commands.append(event)
+        if self._state == "running" and self._signals is not None:
+            self._signals.wake()
+
+    # -- the master loop -------------------------------------------------------------
+
+    def run(self) -> NoReturn:
+        """Start the workers and supervise them until the manager stops.
+
+        Never returns: ends with ``sys.exit(0)`` after a graceful shutdown, ``sys.exit(3)``
+        when a give-up policy fired, ``os._exit(1)`` on SIGINT or when the graceful
+        shutdown timed out. Must be called from the main thread.
+        """
+        self._setup()
+        try:
+            self._feed(sv.Started())
+            if self._shutdown_requested:
+                LOG.info("Caught SIGTERM signal, graceful exiting of master process")
+                self._feed(sv.StopRequested())
+            self._process()
+            self._loop()
+        finally:
+            self._teardown()
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _setup(self) -> None:
+        with contextlib.suppress(OSError):
+            os.setsid()
+        _utils.setproctitle(_utils.master_title())
+        self._notifier = _systemd.Notifier.from_environ()
+        self._signals = _signals.SignalPipe(MASTER_SIGNALS)
+        self._control = _control.ControlChannel()
+        self._seatbelt = _seatbelt.Seatbelt()
+        self._supervisor = sv.Supervisor(
+            graceful_shutdown_timeout=self._graceful_shutdown_timeout,
+            watchdog_interval=self._notifier.watchdog_interval,
+            extend_interval=sv.EXTEND_INTERVAL if self._notifier.enabled else None,
+            respawn_gate=self._respawn_gate,
+        )
+        self._signals.install()
+        with self._lock:
+            if self._state != "new":
+                raise RuntimeError("ServiceManager.run() can only be called once")
+            self._state = "running"
+            self._drain_commands()
+
+    def _teardown(self) -> None:
+        with self._lock:
+            self._state = "done"
+        for resource in (self._signals, self._control, self._seatbelt, self._notifier):
+            if resource is not None:
+                with contextlib.suppress(Exception):
+                    if isinstance(resource, _signals.SignalPipe):
+                        resource.restore()
+                    resource.close()
+
+    def _loop(self) -> None:
+        assert self._supervisor is not None
+        assert self._signals is not None
+        assert self._control is not None
+        while not self._supervisor.finished:
+            fds = [self._signals.read_fd, self._control.read_fd]
+            sentinels = {proc.sentinel: pid for pid, proc in self._mp_procs.items()}
+            timeout = self._supervisor.next_timeout(self._clock())
+            ready = _event_loop.wait([*fds, *sentinels], timeout)
+            _utils.LOG.log(_utils.TRACE, "master woke up: %s", ready)
+            if self._signals.read_fd in ready:
+                self._on_signals(self._signals.read())
+            if self._control.read_fd in ready:
+                self._on_messages(self._control.read())
+            self._reap_sentinels([sentinels[fd] for fd in ready if fd in sentinels])
+            with self._lock:
+                self._drain_commands()
+            self._feed(sv.Tick())
+            self._process()
+
+    def _drain_commands(self) -> None:
+        while self._commands:
+            self._feed(self._commands.popleft())
+
+    def _feed(self, event: sv.Event) -> None:
+        self._events.append(event)
+
+    def _process(self) -> None:
+        """Apply queued events to the supervisor and perform the resulting actions."""
+        assert self._supervisor is not None
+        while self._events:
+            event = self._events.popleft()
+            for action in self._supervisor.on_event(event, self._clock()):
+                self._perform(action)
+
+    # -- inputs ----------------------------------------------------------------------
+
+    def _on_signals(self, signums: list[int]) -> None:
+        assert self._supervisor is not None
+        previous = None
+        for signum in signums:
+            if signum in (previous, _signals.WAKE):
+                continue  # a burst of the same signal is one signal
+            previous = signum
+            if signum == signal.SIGCHLD:
+                self._reap()
+            elif signum == signal.SIGTERM:
+                if self._supervisor.phase in (sv.Phase.IDLE, sv.Phase.RUNNING):
+                    LOG.info("Caught SIGTERM signal, graceful exiting of master process")
+                    self._feed(sv.StopRequested())
+            elif signum == signal.SIGINT:
+                if not self._fast_exit:
+                    self._fast_exit = True
+                    LOG.info("Caught SIGINT signal, instantaneous exiting")
+                    self._feed(sv.FastExitRequested())
+            elif signum == signal.SIGALRM:
+                self._feed(sv.StopTimedOut())
+            elif signum == signal.SIGHUP:
+                self._feed(sv.ReloadRequested())
+            else:
+                LOG.debug("unhandled signal %s", signum)
+            self._process()
+
+    def _reap(self) -> None:
+        assert self._supervisor is not None
+        forked = [pid for pid in self._supervisor.live_pids() if pid not in self._mp_procs]
+        for pid, code in _processes.reap(forked):
+            self._feed(sv.ChildExited(pid, code))
+
+    def _reap_sentinels(self, pids: list[int]) -> None:
+        for pid in pids:
+            proc = self._mp_procs[pid]
+            proc.join(0)
+            if proc.exitcode is not None:
+                del self._mp_procs[pid]
+                self._feed(sv.ChildExited(pid, proc.exitcode))
+                proc.close()
+
+    def _on_messages(self, messages: list[_control.Message]) -> None:
+        for message in messages:
+            handler = self._control_handlers.get(message.kind)
+            if handler is None:
+                _utils.LOG.log(_utils.TRACE, "unknown control message %r", message)
+                continue
+            handler(message.pid, message.payload)
+
+    def _on_health_message(self, pid: int, payload: str) -> None:
+        status, _, reason = payload.partition(" ")
+        self._feed(sv.HealthReported(pid, status == "ok", reason))
+
+    def _on_notify_message(self, pid: int, payload: str) -> None:
+        assert self._supervisor is not None
+        if self._supervisor.slot_of(pid) is None or self._notifier is None:
+            return
+        fields = _systemd.unescape_payload(payload)
+        allowed = {k: v for k, v in fields.items() if k == "STATUS" or k.startswith("X_")}
+        if allowed:
+            self._notifier.notify(**allowed)
+
+    # -- actions ---------------------------------------------------------------------
+
+    def _perform(self, action: sv.Action) -> None:
+        _utils.LOG.log(_utils.TRACE, "master performs %r", action)
+        getattr(self, "_do_" + sv.snake(type(action).__name__))(action)
+
+    def _do_spawn_worker(self, action: sv.SpawnWorker) -> None:
+        config = self._worker_config(action.service_id, action.worker_id)
+        try:
+            pid = self._start_worker(config)
+        except OSError as exc:
+            self._feed(sv.SpawnFailed(action.service_id, action.worker_id, str(exc)))
+        else:
+            self._feed(sv.ChildSpawned(action.service_id, action.worker_id, pid))
+
+    def _worker_config(
+        self, service_id: ServiceId, worker_id: WorkerId
+    ) -> _service_worker.WorkerConfig:
+        service = self._services[service_id]
+        return _service_worker.WorkerConfig(
+            service_id=service_id,
+            worker_id=worker_id,
+            factory=service.factory,
+            args=service.args,
+            kwargs=service.kwargs,
+            graceful_shutdown_timeout=self._graceful_shutdown_timeout,
+            on_new_worker=list(self._hooks["new_worker"]),
+            master_pid=os.getpid(),
+        )
+
+    def _start_worker(self, config: _service_worker.WorkerConfig) -> int:
+        ctx = self.mp_context
+        if ctx is not None and ctx.get_start_method() != "fork":
+            return self._start_through_context(ctx, config)
+        return self._fork(config)
+
+    def _fork(self, config: _service_worker.WorkerConfig) -> int:
+        assert self._signals is not None
+        assert self._control is not None
+        assert self._seatbelt is not None
+        master_fds = (
+            self._signals.read_fd,
+            self._signals.write_fd,
+            self._control.read_fd,
+            self._seatbelt.write_fd,
+        )
+        with _signals.blocked(MASTER_SIGNALS):
+            pid = os.fork()
+            if pid == 0:  # pragma: no cover - the child never returns from here
+                _service_worker.forked_main(
+                    config,
+                    MASTER_SIGNALS,
+                    master_fds,
+                    self._seatbelt.read_fd,
+                    self._control.write_fd,
+                )
+        return pid
+
+    def _start_through_context(self, ctx: Any, config: _service_worker.WorkerConfig) -> int:
+        from multiprocessing.connection import Connection  # noqa: PLC0415 - rare path
+
+        assert self._control is not None
+        assert self._seatbelt is not None
+        seatbelt = Connection(os.dup(self._seatbelt.read_fd), writable=False)
+        control = Connection(os.dup(self._control.write_fd), readable=False)
+        try:
+            proc = ctx.Process(
+                target=_service_worker.spawned_main, args=(config, seatbelt, control)
+            )
+            proc.start()
+        finally:
+            seatbelt.close()
+            control.close()
+        self._mp_procs[proc.pid] = proc
+        return int(proc.pid)
+
+    def _do_stop_worker(self, action: sv.StopWorker) -> None:
+        _processes.send_signal([action.pid], signal.SIGTERM)
+
+    def _do_stop_workers(self, action: sv.StopWorkers) -> None:
+        LOG.debug("Killing services with signal SIGTERM")
+        _processes.send_signal(action.pids, signal.SIGTERM)
+        LOG.debug("Waiting services to terminate")
+
+    def _do_interrupt_workers(self, action: sv.InterruptWorkers) -> None:
+        _processes.send_signal(action.pids, signal.SIGINT)
+
+    def _do_kill_workers(self, action: sv.KillWorkers) -> None:
+        _processes.send_signal(action.pids, signal.SIGKILL)
+        self._reap_all_blocking(action.pids)
+
+    def _do_reload_workers(self, action: sv.ReloadWorkers) -> None:
+        _processes.send_signal(action.pids, signal.SIGHUP)
+
+    def _do_run_hooks(self, action: sv.RunHooks) -> None:
+        _utils.run_hooks(action.kind, list(self._hooks[action.kind]))
+
+    def _do_report_exit(self, action: sv.ReportExit) -> None:
+        _utils.run_hooks(
+            "dead_worker",
+            list(self._hooks["dead_worker"]),
+            action.service_id,
+            action.worker_id,
+            action.exit_code,
+        )
+        if action.exit_code < 0:
+            name = _utils.signal_to_name(-action.exit_code)
+            LOG.info("Child %i killed by signal %s", action.pid, name)
+        else:
+            LOG.info("Child %i exited with status %d", action.pid, action.exit_code)
+
+    def _do_throttled(self, action: sv.Throttled) -> None:
+        LOG.info("Forking too fast, sleeping")
+
+    def _do_retry_spawn(self, action: sv.RetrySpawn) -> None:
+        LOG.error(
+            "Cannot start worker %d of service %s: %s; retrying in %.1f s",
+            action.worker_id,
+            self._service_name(action.service_id),
+            action.error,
+            action.delay,
+        )
+
+    def _do_notify(self, action: sv.Notify) -> None:
+        notifier = self._notifier
+        if notifier is None or not notifier.enabled:
+            return
+        status = action.status or None
+        if action.kind == "ready":
+            notifier.ready(status)
+        elif action.kind == "reloading":
+            notifier.reloading(status)
+        elif action.kind == "stopping":
+            notifier.stopping(status)
+        elif action.kind == "status" and action.status:
+            notifier.status(action.status)
+        elif action.kind == "watchdog":
+            notifier.watchdog()
+        elif action.kind == "extend":
+            notifier.extend_timeout(2 * sv.EXTEND_INTERVAL)
+
+    def _do_gave_up(self, action: sv.GaveUp) -> None:
+        LOG.error(
+            "Service %s restarted more than %d times in %s s, giving up: stopping the manager",
+            self._service_name(action.service_id),
+            action.max_restarts,
+            action.period,
+        )
+
+    def _do_graceful_timeout(self, action: sv.GracefulTimeout) -> NoReturn:
+        LOG.info("Graceful shutdown timeout exceeded, instantaneous exiting of master process")
+        _processes.send_signal(action.pids, signal.SIGKILL)
+        self._reap_all_blocking(action.pids)
+        self._exit_now(1)
+
+    def _do_exit(self, action: sv.Exit) -> NoReturn:
+        if self._fast_exit:
+            self._exit_now(action.code)
+        LOG.debug("Shutdown finish")
+        sys.exit(action.code)
+
+    # -- helpers ---------------------------------------------------------------------
+
+    def _service_name(self, service_id: ServiceId) -> str:
+        factory = self._services[service_id].factory
+        return str(getattr(factory, "name", None) or getattr(factory, "__name__", factory))
+
+    def _reap_all_blocking(self, pids: tuple[int, ...]) -> None:
+        for pid in pids:
+            proc = self._mp_procs.pop(pid, None)
+            if proc is not None:
+                proc.join()
+            else:
+                _processes.reap_blocking([pid])
+
+    def _exit_now(self, code: int) -> NoReturn:
+        self._teardown()
+        with contextlib.suppress(Exception):
+            logging.shutdown()
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os._exit(code)
+
+
+def _give_up_policy(max_restarts: int | None, period: float) -> GiveUpPolicy | None:
+    return None if max_restarts is None else GiveUpPolicy(max_restarts, period)

@@ -1,0 +1,604 @@
+"""PURE supervision state machine of the master: events in, actions out.
+
+Job: decide. Given what happened (a child exited, a signal arrived, a deadline passed, the
+configuration changed) and the current monotonic time, say what the master must do now
+(fork this slot, SIGTERM that pid, run the reload hooks, tell systemd READY=1, exit...).
+The driver (:mod:`cotyledon._service_manager`) performs the actions, feeds back their
+outcome (``ChildSpawned``/``SpawnFailed``) and writes the log lines.
+
+The model: each service has ``workers`` slots, one per worker id. A slot holds at most one
+*current* process; processes being stopped (scale-down, or later a rollout's old worker)
+are *retiring* and live beside the slot's replacement. Restart decisions use the
+service's :class:`~cotyledon._restart_policy.RestartBudget`; a throttled or failed fork is
+a deadline, never a sleep.
+
+Must not: fork, kill, read a clock, log or import ``os``/``signal``/``time``/``logging``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import re
+from collections.abc import Callable, Hashable
+
+from cotyledon._deadlines import Deadlines
+from cotyledon._restart_policy import GiveUpPolicy, RestartBudget
+from cotyledon.types import ServiceId, WorkerId
+
+Slot = tuple[ServiceId, WorkerId]
+
+#: Exit status of the master when a service exhausted its give-up policy.
+EXIT_GAVE_UP = 3
+#: How long workers get to die of SIGINT before the master SIGKILLs them and exits.
+FAST_EXIT_GRACE = 1.0
+#: Backoff after a failed fork: first retry delay and cap, in seconds.
+SPAWN_RETRY_FIRST = 0.1
+SPAWN_RETRY_MAX = 5.0
+#: While stopping, ask systemd for more time this often (EXTEND_TIMEOUT_USEC).
+EXTEND_INTERVAL = 5.0
+
+
+class Phase(enum.Enum):
+    """Lifecycle of the master."""
+
+    IDLE = "idle"  # built; run() not called yet
+    RUNNING = "running"
+    STOPPING = "stopping"  # graceful shutdown: SIGTERM sent, waiting for the workers
+    EXITING = "exiting"  # fast exit (SIGINT): SIGINT sent, waiting a little
+    FINISHED = "finished"
+
+
+# ---------------------------------------------------------------------------- events
+
+
+@dataclasses.dataclass(frozen=True)
+class Started:
+    """run() began: fork the initial workers."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ServiceAdded:
+    service_id: ServiceId
+    workers: int
+    give_up: GiveUpPolicy | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Reconfigured:
+    service_id: ServiceId
+    workers: int
+
+
+@dataclasses.dataclass(frozen=True)
+class ChildSpawned:
+    """The driver forked ``pid`` for a slot (outcome of :class:`SpawnWorker`)."""
+
+    service_id: ServiceId
+    worker_id: WorkerId
+    pid: int
+
+
+@dataclasses.dataclass(frozen=True)
+class SpawnFailed:
+    """The driver could not fork for a slot (outcome of :class:`SpawnWorker`)."""
+
+    service_id: ServiceId
+    worker_id: WorkerId
+    error: str
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkerStarted:
+    """The worker ``pid`` entered run() (reported over the control channel)."""
+
+    pid: int
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkerReloaded:
+    """The worker ``pid`` finished its own ``reload()`` and keeps running."""
+
+    pid: int
+
+
+@dataclasses.dataclass(frozen=True)
+class HealthReported:
+    pid: int
+    ok: bool
+    reason: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class ChildExited:
+    """A child was reaped; ``exit_code`` is negative when killed by that signal."""
+
+    pid: int
+    exit_code: int
+
+
+@dataclasses.dataclass(frozen=True)
+class StopRequested:
+    """SIGTERM (or shutdown()): stop gracefully."""
+
+
+@dataclasses.dataclass(frozen=True)
+class StopTimedOut:
+    """SIGALRM reached the master: end the graceful stop now."""
+
+
+@dataclasses.dataclass(frozen=True)
+class FastExitRequested:
+    """SIGINT: interrupt every worker and exit at once."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ReloadRequested:
+    """SIGHUP."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Tick:
+    """Time passed: handle the deadlines that are due."""
+
+
+Event = (
+    Started
+    | ServiceAdded
+    | Reconfigured
+    | ChildSpawned
+    | SpawnFailed
+    | WorkerStarted
+    | WorkerReloaded
+    | HealthReported
+    | ChildExited
+    | StopRequested
+    | StopTimedOut
+    | FastExitRequested
+    | ReloadRequested
+    | Tick
+)
+
+# --------------------------------------------------------------------------- actions
+
+
+@dataclasses.dataclass(frozen=True)
+class SpawnWorker:
+    """Fork a worker for this slot, then feed back ChildSpawned or SpawnFailed."""
+
+    service_id: ServiceId
+    worker_id: WorkerId
+
+
+@dataclasses.dataclass(frozen=True)
+class StopWorker:
+    """SIGTERM one surplus worker (scale-down); it is not respawned."""
+
+    pid: int
+
+
+@dataclasses.dataclass(frozen=True)
+class StopWorkers:
+    """Graceful shutdown: SIGTERM every worker (the compat 'Killing services' lines)."""
+
+    pids: tuple[int, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class InterruptWorkers:
+    """Fast exit: SIGINT every worker."""
+
+    pids: tuple[int, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class KillWorkers:
+    """SIGKILL what is left."""
+
+    pids: tuple[int, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class ReloadWorkers:
+    """Forward SIGHUP to these workers."""
+
+    pids: tuple[int, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class RunHooks:
+    """Run the master-side hooks of ``kind`` ("terminate" or "reload")."""
+
+    kind: str
+
+
+@dataclasses.dataclass(frozen=True)
+class ReportExit:
+    """A worker died while running: run on_dead_worker hooks and log its status."""
+
+    service_id: ServiceId
+    worker_id: WorkerId
+    pid: int
+    exit_code: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Throttled:
+    """A service forks too fast: its next fork waits until ``until``."""
+
+    service_id: ServiceId
+    until: float
+
+
+@dataclasses.dataclass(frozen=True)
+class RetrySpawn:
+    """A fork failed; it is retried after ``delay`` seconds."""
+
+    service_id: ServiceId
+    worker_id: WorkerId
+    delay: float
+    error: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Notify:
+    """Tell systemd: kind is ready, reloading, stopping, watchdog or extend."""
+
+    kind: str
+    status: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class GaveUp:
+    """A service exhausted its give-up policy: the manager stops with EXIT_GAVE_UP."""
+
+    service_id: ServiceId
+    max_restarts: int
+    period: float
+
+
+@dataclasses.dataclass(frozen=True)
+class GracefulTimeout:
+    """The graceful stop took too long: SIGKILL ``pids`` and exit 1 at once."""
+
+    pids: tuple[int, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class Exit:
+    """Every worker is gone: the master exits with ``code``."""
+
+    code: int
+
+
+Action = (
+    SpawnWorker
+    | StopWorker
+    | StopWorkers
+    | InterruptWorkers
+    | KillWorkers
+    | ReloadWorkers
+    | RunHooks
+    | ReportExit
+    | Throttled
+    | RetrySpawn
+    | Notify
+    | GaveUp
+    | GracefulTimeout
+    | Exit
+)
+
+# ----------------------------------------------------------------------------- state
+
+
+@dataclasses.dataclass
+class _Service:
+    service_id: ServiceId
+    workers: int
+    budget: RestartBudget
+    spawn_failures: int = 0
+
+
+@dataclasses.dataclass
+class _Proc:
+    pid: int
+    slot: Slot
+    started: bool = False
+    retiring: bool = False
+    healthy: bool = True
+
+
+def snake(name: str) -> str:
+    """``ChildExited`` -> ``child_exited`` (event and action classes to method names)."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+RespawnGate = Callable[[ServiceId, float], float]
+
+
+class Supervisor:
+    """The master's decisions. Feed it with :meth:`on_event`; perform what it returns.
+
+    :param graceful_shutdown_timeout: seconds for the whole graceful stop (0: no limit).
+    :param watchdog_interval: seconds between ``Notify("watchdog")`` (None: no watchdog).
+    :param extend_interval: while stopping, seconds between ``Notify("extend")`` (None:
+        never).
+    :param respawn_gate: ``(service_id, now) -> delay`` consulted before every fork; the
+        default is the service's restart budget (:meth:`respawn_delay`).
+    """
+
+    def __init__(
+        self,
+        graceful_shutdown_timeout: float = 60,
+        watchdog_interval: float | None = None,
+        extend_interval: float | None = None,
+        respawn_gate: RespawnGate | None = None,
+    ) -> None:
+        self.graceful_shutdown_timeout = graceful_shutdown_timeout
+        self.watchdog_interval = watchdog_interval
+        self.extend_interval = extend_interval
+        self.respawn_gate: RespawnGate = respawn_gate or self.respawn_delay
+        self.phase = Phase.IDLE
+        self.deadlines = Deadlines()
+        self._services: dict[ServiceId, _Service] = {}
+        self._procs: dict[int, _Proc] = {}
+        self._slots: dict[Slot, int] = {}
+        self._spawning: set[Slot] = set()
+        self._exit_code = 0
+        self._ready_sent = False
+        self._reloading: set[int] | None = None
+
+    # -- queries ---------------------------------------------------------------------
+
+    @property
+    def finished(self) -> bool:
+        return self.phase is Phase.FINISHED
+
+    def live_pids(self) -> tuple[int, ...]:
+        """Every process we forked and have not reaped, in fork order."""
+        return tuple(self._procs)
+
+    def slot_of(self, pid: int) -> Slot | None:
+        proc = self._procs.get(pid)
+        return proc.slot if proc else None
+
+    def current_pids(self, service_id: ServiceId) -> dict[WorkerId, int]:
+        """Worker id -> pid of the slots of a service that hold a process."""
+        return {wid: pid for (sid, wid), pid in self._slots.items() if sid == service_id}
+
+    def configured_workers(self) -> int:
+        return sum(max(svc.workers, 0) for svc in self._services.values())
+
+    def started_workers(self) -> int:
+        return sum(1 for pid in self._slots.values() if self._procs[pid].started)
+
+    def healthy(self) -> bool:
+        return all(proc.healthy for proc in self._procs.values())
+
+    def status_line(self) -> str:
+        return f"{self.started_workers()}/{self.configured_workers()} workers running"
+
+    def respawn_delay(self, service_id: ServiceId, now: float) -> float:
+        """Seconds before the service's next fork is allowed by its restart budget."""
+        return max(0.0, self._services[service_id].budget.next_fork_at(now) - now)
+
+    def next_timeout(self, now: float) -> float | None:
+        return self.deadlines.next_timeout(now)
+
+    # -- events ----------------------------------------------------------------------
+
+    def on_event(self, event: Event, now: float) -> list[Action]:
+        """Apply ``event`` at monotonic time ``now``; return the actions to perform."""
+        handler = getattr(self, "_on_" + snake(type(event).__name__))
+        actions: list[Action] = handler(event, now)
+        return actions
+
+    def _on_started(self, event: Started, now: float) -> list[Action]:
+        if self.phase is not Phase.IDLE:
+            return []
+        self.phase = Phase.RUNNING
+        if self.watchdog_interval:
+            self.deadlines.set("watchdog", now + self.watchdog_interval)
+        return self._converge(now) + self._maybe_ready()
+
+    def _on_service_added(self, event: ServiceAdded, now: float) -> list[Action]:
+        budget = RestartBudget(event.workers, give_up=event.give_up)
+        self._services[event.service_id] = _Service(event.service_id, event.workers, budget)
+        return self._converge(now) if self.phase is Phase.RUNNING else []
+
+    def _on_reconfigured(self, event: Reconfigured, now: float) -> list[Action]:
+        svc = self._services[event.service_id]
+        svc.workers = max(event.workers, 0)
+        svc.budget.resize(svc.workers)
+        self.deadlines.cancel(("spawn", svc.service_id))
+        return self._converge(now) if self.phase is Phase.RUNNING else []
+
+    def _on_child_spawned(self, event: ChildSpawned, now: float) -> list[Action]:
+        slot = (event.service_id, event.worker_id)
+        self._spawning.discard(slot)
+        self._procs[event.pid] = _Proc(event.pid, slot)
+        self._slots[slot] = event.pid
+        self._services[event.service_id].spawn_failures = 0
+        if self.phase is not Phase.RUNNING:
+            self._procs[event.pid].retiring = True
+            return [StopWorker(event.pid)]
+        return self._converge(now)
+
+    def _on_spawn_failed(self, event: SpawnFailed, now: float) -> list[Action]:
+        self._spawning.discard((event.service_id, event.worker_id))
+        svc = self._services[event.service_id]
+        svc.spawn_failures += 1
+        delay = min(SPAWN_RETRY_FIRST * 2 ** (svc.spawn_failures - 1), SPAWN_RETRY_MAX)
+        if self.phase is not Phase.RUNNING:
+            return self._maybe_finish()
+        self.deadlines.set_earliest(("spawn", event.service_id), now + delay)
+        return [RetrySpawn(event.service_id, event.worker_id, delay, event.error)]
+
+    def _on_worker_started(self, event: WorkerStarted, now: float) -> list[Action]:
+        proc = self._procs.get(event.pid)
+        if proc is None or proc.started:
+            return []
+        proc.started = True
+        return self._maybe_ready()
+
+    def _on_worker_reloaded(self, event: WorkerReloaded, now: float) -> list[Action]:
+        if self._reloading is not None:
+            self._reloading.discard(event.pid)
+        return self._maybe_ready()
+
+    def _on_health_reported(self, event: HealthReported, now: float) -> list[Action]:
+        proc = self._procs.get(event.pid)
+        if proc is not None:
+            proc.healthy = event.ok
+        return []
+
+    def _on_child_exited(self, event: ChildExited, now: float) -> list[Action]:
+        proc = self._procs.pop(event.pid, None)
+        if proc is None:
+            return []
+        if self._slots.get(proc.slot) == event.pid:
+            del self._slots[proc.slot]
+        if self._reloading is not None:
+            self._reloading.discard(event.pid)
+        if self.phase is not Phase.RUNNING:
+            return self._maybe_finish()
+        actions: list[Action] = [ReportExit(*proc.slot, event.pid, event.exit_code)]
+        svc = self._services[proc.slot[0]]
+        if not proc.retiring and proc.slot[1] < svc.workers and svc.budget.record_restart(now):
+            assert svc.budget.give_up is not None
+            actions.append(GaveUp(svc.service_id, *dataclasses.astuple(svc.budget.give_up)))
+            return actions + self._begin_stop(now, EXIT_GAVE_UP)
+        return actions + self._converge(now) + self._maybe_ready()
+
+    def _on_stop_requested(self, event: StopRequested, now: float) -> list[Action]:
+        if self.phase not in (Phase.IDLE, Phase.RUNNING):
+            return []
+        return self._begin_stop(now, 0)
+
+    def _on_stop_timed_out(self, event: StopTimedOut, now: float) -> list[Action]:
+        if self.phase is Phase.FINISHED:
+            return []
+        self.phase = Phase.FINISHED
+        self.deadlines.clear()
+        return [GracefulTimeout(self.live_pids())]
+
+    def _on_fast_exit_requested(self, event: FastExitRequested, now: float) -> list[Action]:
+        if self.phase in (Phase.EXITING, Phase.FINISHED):
+            return []
+        self.phase = Phase.EXITING
+        self._exit_code = 1
+        self.deadlines.clear()
+        self.deadlines.set("fast", now + FAST_EXIT_GRACE)
+        return [InterruptWorkers(self.live_pids()), *self._maybe_finish()]
+
+    def _on_reload_requested(self, event: ReloadRequested, now: float) -> list[Action]:
+        if self.phase is not Phase.RUNNING:
+            return []
+        for svc in self._services.values():
+            svc.budget.clear()
+            self.deadlines.cancel(("spawn", svc.service_id))
+        pids = tuple(pid for pid, proc in self._procs.items() if not proc.retiring)
+        self._reloading = set(pids)
+        self._ready_sent = False
+        return [
+            Notify("reloading", "reloading"),
+            RunHooks("reload"),
+            ReloadWorkers(pids),
+            *self._converge(now),
+        ]
+
+    def _on_tick(self, event: Tick, now: float) -> list[Action]:
+        actions: list[Action] = []
+        for name in self.deadlines.pop_due(now):
+            actions.extend(self._on_deadline(name, now))
+        return actions
+
+    # -- deadlines -------------------------------------------------------------------
+
+    def _on_deadline(self, name: Hashable, now: float) -> list[Action]:
+        if name == "graceful":
+            return self._on_stop_timed_out(StopTimedOut(), now)
+        if name == "fast":
+            self.phase = Phase.FINISHED
+            self.deadlines.clear()
+            return [KillWorkers(self.live_pids()), Exit(self._exit_code)]
+        if name == "watchdog":
+            assert self.watchdog_interval is not None
+            self.deadlines.set("watchdog", now + self.watchdog_interval)
+            return [Notify("watchdog")] if self.healthy() else []
+        if name == "extend":
+            assert self.extend_interval is not None
+            self.deadlines.set("extend", now + self.extend_interval)
+            return [Notify("extend", "stopping")]
+        # ("spawn", service_id): a throttle pause or a fork retry ended.
+        return self._converge(now) if self.phase is Phase.RUNNING else []
+
+    # -- helpers ---------------------------------------------------------------------
+
+    def _converge(self, now: float) -> list[Action]:
+        """Fork missing slots (budget allowing) and retire surplus ones."""
+        actions: list[Action] = []
+        for svc in self._services.values():
+            actions.extend(self._retire_surplus(svc))
+            for wid in range(svc.workers):
+                slot = (svc.service_id, WorkerId(wid))
+                if slot in self._slots or slot in self._spawning:
+                    continue
+                if ("spawn", svc.service_id) in self.deadlines:
+                    break
+                delay = self.respawn_gate(svc.service_id, now)
+                if delay > 0:
+                    svc.budget.pause_until(now + delay)
+                    self.deadlines.set(("spawn", svc.service_id), now + delay)
+                    actions.append(Throttled(svc.service_id, now + delay))
+                    break
+                svc.budget.record_fork(now)
+                self._spawning.add(slot)
+                actions.append(SpawnWorker(*slot))
+        return actions
+
+    def _retire_surplus(self, svc: _Service) -> list[Action]:
+        actions: list[Action] = []
+        for slot, pid in list(self._slots.items()):
+            if slot[0] == svc.service_id and slot[1] >= svc.workers:
+                del self._slots[slot]
+                self._procs[pid].retiring = True
+                actions.append(StopWorker(pid))
+        return actions
+
+    def _maybe_ready(self) -> list[Action]:
+        """READY=1 once every configured slot holds a started worker (and a reload, if
+        one is under way, has been acknowledged by every worker it signalled)."""
+        if self.phase is not Phase.RUNNING or self._reloading:
+            return []
+        if self._ready_sent:
+            return [Notify("status", self.status_line())]
+        if self.started_workers() < self.configured_workers():
+            return []
+        self._ready_sent = True
+        self._reloading = None
+        return [Notify("ready", self.status_line())]
+
+    def _begin_stop(self, now: float, code: int) -> list[Action]:
+        self.phase = Phase.STOPPING
+        self._exit_code = code
+        self.deadlines.clear()
+        if self.graceful_shutdown_timeout and self.graceful_shutdown_timeout > 0:
+            self.deadlines.set("graceful", now + self.graceful_shutdown_timeout)
+        if self.extend_interval:
+            self.deadlines.set("extend", now + self.extend_interval)
+        actions: list[Action] = [
+            Notify("stopping", "stopping"),
+            RunHooks("terminate"),
+            StopWorkers(self.live_pids()),
+        ]
+        return actions + self._maybe_finish()
+
+    def _maybe_finish(self) -> list[Action]:
+        if self._procs or self._spawning:
+            return []
+        if self.phase is Phase.STOPPING or self.phase is Phase.EXITING:
+            self.phase = Phase.FINISHED
+            self.deadlines.clear()
+            return [Exit(self._exit_code)]
+        return []

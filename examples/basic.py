@@ -1,0 +1,52 @@
+"""Basic example: two services, three workers, graceful shutdown on SIGTERM.
+
+Run it, then ``kill -TERM <master pid>`` (or Ctrl-C). Every worker prints a line when it
+starts, so tests can synchronise on it; the library's own lines are logged at DEBUG.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+
+import cotyledon
+
+
+class Ticker(cotyledon.Service):
+    """Waits until terminate() is called."""
+
+    def __init__(self, worker_id: int) -> None:
+        super().__init__(worker_id)
+        self._stop = threading.Event()
+
+    def run(self) -> None:
+        print(f"ticker {self.worker_id} running pid={os.getpid()}", flush=True)
+        self._stop.wait()
+
+    def terminate(self) -> None:
+        print(f"ticker {self.worker_id} terminating pid={os.getpid()}", flush=True)
+        self._stop.set()
+
+
+class Printer(cotyledon.Service):
+    name = "printer"
+
+    def run(self) -> None:
+        print(f"printer {self.worker_id} running pid={os.getpid()}", flush=True)
+
+
+def main() -> None:
+    logging.basicConfig(
+        level=logging.DEBUG, stream=sys.stdout, format="%(levelname)s:%(name)s:%(message)s"
+    )
+    manager = cotyledon.ServiceManager()
+    manager.add(Ticker, workers=2)
+    manager.add(Printer)
+    print(f"master pid={os.getpid()}", flush=True)
+    manager.run()
+
+
+if __name__ == "__main__":
+    main()
