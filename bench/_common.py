@@ -206,11 +206,16 @@ def bind_socket() -> socket.socket:
     return sock
 
 
-def wait_http(port: int, timeout: float = 30.0, path: str = "/") -> None:
-    """Wait until a GET on 127.0.0.1:port answers with a status line."""
-    request = f"GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n".encode()
+def wait_http(port: int, timeout: float = 30.0, server: Server | None = None) -> None:
+    """Wait until a GET / on 127.0.0.1:port answers with a status line.
+
+    With ``server``, give up as soon as that program has exited.
+    """
+    request = b"GET / HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n"
 
     def answered() -> bool:
+        if server is not None and server.proc.poll() is not None:
+            raise BenchError(f"{server.argv[0]} exited early:\n{server.output()[-3000:]}")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=2) as conn:
                 conn.sendall(request)

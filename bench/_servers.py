@@ -104,7 +104,7 @@ def start(name: str, app: str, label: str, extra: list[str] | None = None) -> Ru
             sock.close()
     running = Running(name, server, port)
     try:
-        wait_http(port)
+        wait_http(port, server=server)
         if name != "waitress":
             # Servers boot workers one by one: measure only once all of them are up.
             wait_for(lambda: len(children_of(server.pid)) >= WORKERS, 30.0, f"{name} workers")
