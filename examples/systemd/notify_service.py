@@ -46,6 +46,11 @@ SHOW_ENV = (
 )
 
 
+def say(line: str) -> None:
+    """One whole line per write: workers share stdout, and the tests read it."""
+    os.write(1, line.encode() + b"\n")
+
+
 class Worker(cotyledon.Service):
     name = "notify-demo"
 
@@ -55,7 +60,7 @@ class Worker(cotyledon.Service):
         self.stopped = threading.Event()
         time.sleep(options.init_delay)  # stands for a slow application start
         # The readiness stamp: the master may only send READY=1 after this line.
-        print(f"worker {worker_id} ready pid={os.getpid()} at={time.monotonic():.6f}", flush=True)
+        say(f"worker {worker_id} ready pid={os.getpid()} at={time.monotonic():.6f}")
 
     def run(self) -> None:
         if self.options.show_env:
@@ -65,10 +70,10 @@ class Worker(cotyledon.Service):
                 text=True,
                 check=True,
             )
-            print(out.stdout.strip(), f"worker={self.worker_id}", flush=True)
+            say(f"{out.stdout.strip()} worker={self.worker_id}")
         if self.options.status:
             sent = systemd.notify(status=self.options.status, X_WORKER=self.worker_id)
-            print(f"worker {self.worker_id} status relayed={sent}", flush=True)
+            say(f"worker {self.worker_id} status relayed={sent}")
         if self.options.health_file:
             self.watch_health(self.options.health_file)
 
@@ -83,7 +88,7 @@ class Worker(cotyledon.Service):
             if wanted != last:
                 ok = wanted == "ok"
                 systemd.set_health(ok, "" if ok else wanted.partition(" ")[2])
-                print(f"worker {self.worker_id} health {wanted}", flush=True)
+                say(f"worker {self.worker_id} health {wanted}")
                 last = wanted
 
     def terminate(self) -> None:
@@ -105,7 +110,7 @@ def main() -> None:
     options = parse_args()
     manager = cotyledon.ServiceManager(graceful_shutdown_timeout=options.graceful_timeout)
     manager.add(Worker, workers=options.workers, args=(options,))
-    print(f"master pid={os.getpid()}", flush=True)
+    say(f"master pid={os.getpid()}")
     manager.run()
 
 

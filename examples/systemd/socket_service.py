@@ -23,6 +23,11 @@ import cotyledon
 from cotyledon import systemd
 
 
+def say(line: str) -> None:
+    """One whole line per write: workers share stdout, and the tests read it."""
+    os.write(1, line.encode() + b"\n")
+
+
 class Greeter(cotyledon.Service):
     name = "greeter"
 
@@ -31,7 +36,7 @@ class Greeter(cotyledon.Service):
         self.listener_name = name
         self.listeners = listeners
         self.wake_r, self.wake_w = os.pipe()
-        print(f"worker {worker_id} ready pid={os.getpid()}", flush=True)
+        say(f"worker {worker_id} ready pid={os.getpid()}")
 
     def run(self) -> None:
         while True:
@@ -67,7 +72,7 @@ def main() -> None:
         listener.setblocking(False)
     manager = cotyledon.ServiceManager()
     manager.add(Greeter, workers=options.workers, args=(options.name, listeners))
-    print(f"master pid={os.getpid()} serving {options.name}", flush=True)
+    say(f"master pid={os.getpid()} serving {options.name}")
     manager.run()
 
 

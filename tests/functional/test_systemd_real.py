@@ -132,10 +132,9 @@ def test_shipped_notify_unit(systemd: UserManager) -> None:
 
 def test_shipped_socket_units(systemd: UserManager) -> None:
     path = f"{RUNTIME_DIR}/greeter.sock"
-    systemd.install_unit(
-        "cotyledon-greeter.socket",
-        example_unit("cotyledon-greeter.socket", {"ListenStream=127.0.0.1:8080": f"ListenStream={path}"}),
-    )  # fmt: skip
+    listen = {"ListenStream=127.0.0.1:8080": f"ListenStream={path}"}
+    socket_unit = example_unit("cotyledon-greeter.socket", listen)
+    systemd.install_unit("cotyledon-greeter.socket", socket_unit)
     systemd.install_unit("cotyledon-greeter.service", example_unit("cotyledon-greeter.service"))
     systemd.install_dropin("cotyledon-greeter.service", output_dropin("greeter.log"))
     systemd.systemctl("start", "cotyledon-greeter.socket")
