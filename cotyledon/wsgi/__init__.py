@@ -1,1 +1,134 @@
-"""cotyledon.wsgi: a pre-fork WSGI server that runs as one more service of a ServiceManager."""
+"""cotyledon.wsgi: a pre-fork WSGI server that runs as one more service of a ServiceManager.
+
+::
+
+    sm = cotyledon.ServiceManager()
+    sm.add(Collector, workers=2)
+    cotyledon.wsgi.add(sm, "myproject.api:application", bind=["127.0.0.1:8080"], workers=4)
+    sm.run()
+
+:func:`add` opens the listening sockets and imports the app in the master, right away, so a
+bad address or an app that cannot be imported fails here (before ``run()``), and the workers
+share both. The ``cotyledon-wsgi`` command is a thin wrapper around it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from cotyledon.wsgi._config import ConfigError, ServerConfig, make_config
+
+if TYPE_CHECKING:
+    from cotyledon import ServiceManager
+    from cotyledon.types import ServiceId
+    from cotyledon.wsgi._worker import WSGIService
+
+__all__ = ["ConfigError", "ServerConfig", "WSGIService", "add", "check_app", "resolve_binds"]
+
+LOG = logging.getLogger("cotyledon.wsgi")
+
+WSGIApp = Callable[..., Any]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "WSGIService":  # imported lazily: the CLI's --help need not load the worker
+        from cotyledon.wsgi._worker import WSGIService  # noqa: PLC0415
+
+        return WSGIService
+    raise AttributeError(name)
+
+
+def resolve_binds(config: ServerConfig, environ: Mapping[str, str]) -> list[str]:
+    """The binds ``config`` will open, as text; ``()`` resolves from the environment.
+
+    Raises ``ValueError`` (``BindError``) naming a bind that cannot be parsed.
+    """
+    from cotyledon.wsgi import _bind  # noqa: PLC0415
+
+    return [_bind.format_bind(bind) for bind in _parse_binds(config, environ)]
+
+
+def _parse_binds(config: ServerConfig, environ: Mapping[str, str]) -> list[Any]:
+    from cotyledon.wsgi import _bind  # noqa: PLC0415
+
+    if config.bind:
+        return [_bind.parse_bind(text) for text in config.bind]
+    return list(_bind.default_binds(environ))
+
+
+def check_app(app: str | WSGIApp, config: ServerConfig | None = None) -> WSGIApp:
+    """Import ``app`` (``module:app`` or ``module:factory()``) and return the callable.
+
+    Raises ``AppLoadError`` (a ``RuntimeError``) with a clear message when it cannot.
+    """
+    if callable(app):
+        return app
+    from cotyledon.wsgi._app_loader import load_app  # noqa: PLC0415
+
+    pythonpath = config.pythonpath if config is not None else ()
+    loaded: WSGIApp = load_app(app, pythonpath=pythonpath)
+    return loaded
+
+
+def add(
+    manager: ServiceManager,
+    app: str | WSGIApp,
+    *,
+    bind: Sequence[str] | str | None = None,
+    workers: int | None = None,
+    threads: int | None = None,
+    config: ServerConfig | None = None,
+    environ: Mapping[str, str] | None = None,
+    **options: Any,
+) -> ServiceId:
+    """Serve the WSGI ``app`` from ``manager``, next to its other services.
+
+    :param manager: the :class:`cotyledon.ServiceManager` that will run the workers.
+    :param app: a WSGI callable or its ``"module:app"`` spec.
+    :param bind: address(es) to listen on (``host:port``, ``[v6]:port``, ``unix:/path``,
+        ``fd://N``, ``systemd``); default from the environment, else ``127.0.0.1:8000``.
+    :param workers: worker processes (default 1).
+    :param threads: request threads per worker (default 8).
+    :param config: a :class:`ServerConfig` to start from.
+    :param environ: where ``PORT``/``LISTEN_FDS`` are read (default ``os.environ``).
+    :param options: any other :class:`ServerConfig` setting, by name.
+    :returns: the service id given by ``manager.add()``.
+    :raises ConfigError: a setting is invalid (a ``ValueError`` naming it).
+    :raises ValueError: a bind cannot be parsed.
+    :raises OSError: a listening socket cannot be opened.
+    :raises RuntimeError: the app cannot be imported (``AppLoadError``).
+    """
+    import os  # noqa: PLC0415
+
+    from cotyledon.wsgi import _listeners  # noqa: PLC0415
+    from cotyledon.wsgi._worker import WSGIService  # noqa: PLC0415
+
+    changes = dict(options)
+    if bind is not None:
+        changes["bind"] = (bind,) if isinstance(bind, str) else tuple(bind)
+    if workers is not None:
+        changes["workers"] = workers
+    if threads is not None:
+        changes["threads"] = threads
+    config = config.replace(**changes) if config is not None else make_config(**changes)
+    environ = os.environ if environ is None else environ
+    binds = _parse_binds(config, environ)
+    target: str | WSGIApp = app
+    if config.preload or callable(app):
+        target = check_app(app, config)
+    listeners = _listeners.open_listeners(binds, backlog=config.backlog, environ=environ)
+    sockets = [listener.sock for listener in listeners]
+    service_id: ServiceId = manager.add(
+        WSGIService, workers=config.workers, args=(target, config, sockets)
+    )
+    manager.register_hooks(on_terminate=lambda: _listeners.close_listeners(listeners))
+    for listener in listeners:
+        LOG.info(
+            "Listening at %s (%d workers, %d threads)",
+            listener.display,
+            config.workers,
+            config.threads,
+        )
+    return service_id

@@ -1,0 +1,492 @@
+"""Drive one client socket through the sans-IO protocol and the WSGI app.
+
+A pool thread calls :meth:`RequestHandler.handle` when the worker's selector saw the socket
+readable. It reads what is there (one ``recv``), feeds ``_http_protocol``, and for every
+complete request head builds the environ, calls the app and writes the response (head and
+small bodies in one ``send``; ``sendfile`` for ``wsgi.file_wrapper`` over a real file).
+Pipelined requests already buffered are answered in order in the same call. It never waits
+for a request head: an incomplete head goes back to the selector, which owns the head
+deadline, so a slow client never holds a thread.
+
+Must not: accept, select, or decide when idle connections expire (that is ``_worker``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import select
+import socket
+import stat
+import time
+from collections.abc import Callable
+from email.utils import formatdate
+from typing import Any
+
+from cotyledon.wsgi._environ import EnvironBuilder
+from cotyledon.wsgi._http_events import (
+    NEED_DATA,
+    PAUSED,
+    ConnectionClosed,
+    Data,
+    EndOfMessage,
+    HTTPError,
+    Request,
+)
+from cotyledon.wsgi._wsgi_response import (
+    FileWrapper,
+    ResponseError,
+    StartResponse,
+    close_iterable,
+    known_length,
+)
+
+LOG = logging.getLogger("cotyledon.wsgi.connection")
+RECV_SIZE = 65536
+JOIN_LIMIT = 262144  # bodies up to this size are joined with the head into one send
+SEND_TIMEOUT = 30.0  # seconds without any progress before a slow reader is dropped
+SERVER_HEADER = (b"Server", b"cotyledon")
+
+
+class ClientDisconnected(OSError):
+    """The client went away (reset, timeout, EOF mid-body)."""
+
+
+class BodyError(OSError):
+    """Reading the request body failed on a protocol error (``error`` has the status)."""
+
+    def __init__(self, error: HTTPError) -> None:
+        super().__init__(error.reason)
+        self.error = error
+
+
+class DateCache:
+    """The ``Date`` header value, formatted once per second."""
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._value = b""
+
+    def get(self) -> bytes:
+        now = time.time()
+        second = int(now)
+        if second != self._second:
+            self._value = formatdate(now, usegmt=True).encode("ascii")
+            self._second = second
+        return self._value
+
+
+class Connection:
+    """One accepted client socket and its protocol state.
+
+    The worker's selector thread owns :attr:`idle` and :attr:`deadline` while the connection
+    is idle; the pool thread owns everything while it is busy.
+    """
+
+    __slots__ = (
+        "base",
+        "deadline",
+        "fd",
+        "head_started",
+        "idle",
+        "peer",
+        "protocol",
+        "sock",
+    )
+
+    def __init__(self, sock: socket.socket, protocol: Any, base: dict[str, Any]) -> None:
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.protocol = protocol
+        self.base = base
+        self.peer = base.get("REMOTE_ADDR", "")
+        self.idle = True
+        self.deadline = 0.0
+        self.head_started = False  # bytes of a new request head were received
+
+    # -- raw I/O on the non-blocking socket ---------------------------------------------
+
+    def recv_nowait(self) -> bytes | None:
+        """What the socket has (b"" on EOF), None when nothing is ready."""
+        try:
+            return self.sock.recv(RECV_SIZE)
+        except BlockingIOError:
+            return None
+        except (ConnectionError, TimeoutError):
+            return b""
+
+    def recv(self, timeout: float) -> bytes:
+        """Wait up to ``timeout`` seconds for bytes; raise ClientDisconnected on timeout."""
+        data = self.recv_nowait()
+        if data is None:
+            if not _wait(self.fd, select.POLLIN, timeout):
+                raise ClientDisconnected("timed out reading from the client")
+            data = self.recv_nowait()
+        return data or b""
+
+    def send(self, data: bytes | memoryview) -> None:
+        """Send everything; a client that takes nothing for SEND_TIMEOUT is dropped."""
+        view = memoryview(data)
+        while view:
+            try:
+                sent = self.sock.send(view)
+            except BlockingIOError:
+                if not _wait(self.fd, select.POLLOUT, SEND_TIMEOUT):
+                    raise ClientDisconnected("timed out writing to the client") from None
+                continue
+            except (ConnectionError, TimeoutError) as exc:
+                raise ClientDisconnected(str(exc)) from None
+            view = view[sent:]
+
+    def sendfile(self, fd: int, offset: int, count: int) -> int:
+        """``os.sendfile`` from ``fd`` until ``count`` bytes went out; returns bytes sent."""
+        total = 0
+        while total < count:
+            try:
+                sent = os.sendfile(self.fd, fd, offset + total, count - total)
+            except BlockingIOError:
+                if not _wait(self.fd, select.POLLOUT, SEND_TIMEOUT):
+                    raise ClientDisconnected("timed out writing to the client") from None
+                continue
+            except (ConnectionError, TimeoutError) as exc:
+                raise ClientDisconnected(str(exc)) from None
+            if sent == 0:  # the file is shorter than announced
+                break
+            total += sent
+        return total
+
+    def close(self) -> None:
+        """Half-close, read what is in flight so the kernel does not reset, then close."""
+        try:
+            self.sock.shutdown(socket.SHUT_WR)
+            self.sock.recv(RECV_SIZE)
+        except OSError:
+            pass
+        self.sock.close()
+
+
+def _wait(fd: int, events: int, timeout: float) -> bool:
+    poller = select.poll()
+    poller.register(fd, events)
+    return bool(poller.poll(max(timeout, 0.0) * 1000))
+
+
+class InputStream:
+    """``wsgi.input``: the request body, read from the protocol on demand.
+
+    ``100 Continue`` is sent before the first read when the client asked for it. Reads never
+    go past the body's end, so pipelined requests are safe.
+    """
+
+    def __init__(self, conn: Connection, expect_continue: bool, timeout: float) -> None:
+        self._conn = conn
+        self._continue = expect_continue
+        self._timeout = timeout
+        self._buffer = bytearray()
+        self.done = False
+        self.error: HTTPError | None = None
+
+    def _pull(self, wait: bool) -> bool:
+        """Move the next body event into the buffer; False when nothing more comes now."""
+        if self.done:
+            return False
+        protocol = self._conn.protocol
+        while True:
+            try:
+                event = protocol.next_event()
+            except HTTPError as exc:
+                self.error = exc
+                raise BodyError(exc) from None
+            if type(event) is Data:
+                self._buffer += event.data
+                return True
+            if type(event) is EndOfMessage:
+                self.done = True
+                return False
+            if event is not NEED_DATA:  # ConnectionClosed or PAUSED: no more body
+                self.done = True
+                if isinstance(event, ConnectionClosed):
+                    raise ClientDisconnected("client closed the connection mid-body")
+                return False
+            if not wait:
+                return False
+            if self._continue:
+                self._continue = False
+                self._conn.send(protocol.send_continue())
+            protocol.receive_data(self._conn.recv(self._timeout))
+
+    def finished_nowait(self) -> bool:
+        """True when the whole body has been received (consuming only buffered bytes)."""
+        try:
+            while self._pull(wait=False):
+                pass
+        except OSError:
+            return False
+        return self.done
+
+    def read(self, size: int | None = -1) -> bytes:
+        if size is None or size < 0:
+            while self._pull(wait=True):
+                pass
+            size = len(self._buffer)
+        while len(self._buffer) < size and self._pull(wait=True):
+            pass
+        data = bytes(self._buffer[:size])
+        del self._buffer[:size]
+        return data
+
+    def readline(self, size: int | None = -1) -> bytes:
+        limit = size if size is not None and size >= 0 else None
+        while True:
+            end = self._buffer.find(b"\n")
+            if end >= 0 and (limit is None or end < limit):
+                return self.read(end + 1)
+            if limit is not None and len(self._buffer) >= limit:
+                return self.read(limit)
+            if not self._pull(wait=True):
+                return self.read(len(self._buffer) if limit is None else limit)
+
+    def readlines(self, hint: int = -1) -> list[bytes]:
+        lines: list[bytes] = []
+        total = 0
+        while True:
+            line = self.readline()
+            if not line:
+                return lines
+            lines.append(line)
+            total += len(line)
+            if 0 < hint <= total:
+                return lines
+
+    def __iter__(self) -> InputStream:
+        return self
+
+    def __next__(self) -> bytes:
+        line = self.readline()
+        if not line:
+            raise StopIteration
+        return line
+
+
+class RequestHandler:
+    """Runs requests of any connection; one per worker, shared by the pool threads.
+
+    :param on_request_done: called once per request with (connection, environ, status,
+        bytes sent, start time) - the worker's access log and counters.
+    """
+
+    def __init__(
+        self,
+        app: Callable[..., Any],
+        builder: EnvironBuilder,
+        *,
+        body_timeout: float,
+        keepalive: bool,
+        stopping: Callable[[], bool],
+        on_request_done: Callable[[Connection, dict[str, Any], int, int, float], None]
+        | None = None,
+    ) -> None:
+        self.app = app
+        self.builder = builder
+        self.body_timeout = body_timeout
+        self.keepalive = keepalive
+        self.stopping = stopping
+        self.on_request_done = on_request_done
+        self.dates = DateCache()
+
+    def handle(self, conn: Connection) -> bool:
+        """Serve what the readable ``conn`` has; True to give it back to the selector."""
+        data = conn.recv_nowait()
+        if data is None:
+            return True
+        protocol = conn.protocol
+        try:
+            protocol.receive_data(data)
+            while True:
+                event = protocol.next_event()
+                if event is NEED_DATA:
+                    conn.head_started = conn.head_started or bool(data)
+                    return True
+                if type(event) is not Request:
+                    return False  # ConnectionClosed (or a state we cannot continue from)
+                conn.head_started = False
+                if not self.respond(conn, event):
+                    return False
+                protocol.start_next_cycle()
+                data = b""
+        except HTTPError as exc:
+            self._reject(conn, exc)
+        except ClientDisconnected:
+            pass
+        return False
+
+    def _reject(self, conn: Connection, exc: HTTPError) -> None:
+        LOG.debug("Bad request from %s: %r", conn.peer, exc)
+        with contextlib.suppress(OSError, HTTPError):
+            conn.send(conn.protocol.error_response(exc))
+
+    def respond(self, conn: Connection, request: Request) -> bool:
+        """Run the app for ``request``; True when the connection may serve another one."""
+        start = time.time()
+        protocol = conn.protocol
+        body = InputStream(conn, request.expect_continue, self.body_timeout)
+        environ = self.builder.build(conn.base, request, body)
+        head_only = request.method == b"HEAD"
+        writer = _ResponseWriter(self, conn, body, head_only)
+        status = 500
+        try:
+            result = self.app(environ, writer.start_response)
+            try:
+                writer.send_result(result)
+            finally:
+                close_iterable(result)
+            status = writer.start_response.status or 500
+        except ClientDisconnected:
+            return False
+        except Exception as exc:
+            status = self._app_failed(conn, writer, body, exc)
+            if status == 0:
+                return False
+        finally:
+            if self.on_request_done is not None:
+                self.on_request_done(conn, environ, status, writer.sent, start)
+        return bool(protocol.keep_alive) and not self.stopping()
+
+    def _app_failed(
+        self, conn: Connection, writer: _ResponseWriter, body: InputStream, exc: Exception
+    ) -> int:
+        """Answer a failed request: the protocol's error for a bad body, else 500; 0 when the
+        head was already sent (the connection is aborted)."""
+        if writer.start_response.head_sent:
+            LOG.error("Error while sending the response to %s; aborting", conn.peer, exc_info=exc)
+            return 0
+        error = body.error if isinstance(exc, BodyError) else None
+        if error is None:
+            LOG.error("Error in the WSGI application", exc_info=exc)
+            error = HTTPError("Internal Server Error", 500)
+        conn.protocol.disable_keep_alive()
+        try:
+            payload = conn.protocol.error_response(error)
+            conn.send(payload)
+        except (OSError, HTTPError):
+            return 0
+        writer.sent = len(payload)
+        return error.status_hint
+
+
+class _ResponseWriter:
+    """Turns one app's result into bytes on the socket (head joined with small bodies)."""
+
+    __slots__ = ("body", "conn", "handler", "head_only", "pending_head", "sent", "start_response")
+
+    def __init__(
+        self, handler: RequestHandler, conn: Connection, body: InputStream, head_only: bool
+    ) -> None:
+        self.handler = handler
+        self.conn = conn
+        self.body = body
+        self.head_only = head_only
+        self.sent = 0
+        self.pending_head = b""
+        self.start_response = StartResponse(self.write)
+
+    def _head(self, length: int | None) -> bytes:
+        """The response head; decides keep-alive first (an unread body closes)."""
+        sr = self.start_response
+        if sr.status is None:
+            raise ResponseError("the app returned without calling start_response()")
+        protocol = self.conn.protocol
+        handler = self.handler
+        if (
+            sr.close
+            or not handler.keepalive
+            or handler.stopping()
+            or not self.body.finished_nowait()
+        ):
+            protocol.disable_keep_alive()
+        headers = sr.headers
+        if length is not None and sr.content_length is None:
+            headers = [*headers, (b"Content-Length", str(length).encode("ascii"))]
+            sr.content_length = length
+        headers = [*headers, (b"Date", self.handler.dates.get()), SERVER_HEADER]
+        sr.head_sent = True
+        return bytes(protocol.send_response(sr.status, headers, sr.reason or None))
+
+    def write(self, data: bytes) -> None:
+        """PEP 3333 ``write()``: the head if not sent yet, then ``data``, unbuffered."""
+        if not isinstance(data, (bytes, bytearray)):
+            raise TypeError(f"write() takes bytes, not {type(data).__name__}")
+        out = b"" if self.start_response.head_sent else self._head(None)
+        out += self.conn.protocol.send_data(bytes(data)) if data else b""
+        self._send(out)
+
+    def _send(self, data: bytes) -> None:
+        if data:
+            self.conn.send(data)
+            self.sent += len(data)
+
+    def send_result(self, result: Any) -> None:
+        """Send the app's iterable (and the end of the message)."""
+        protocol = self.conn.protocol
+        if isinstance(result, FileWrapper) and self._try_sendfile(result):
+            return
+        length = known_length(result)
+        if length is not None and length <= JOIN_LIMIT and not self.start_response.head_sent:
+            parts = [self._head(length)]
+            if not self.head_only:
+                parts.extend(protocol.send_data(chunk) for chunk in result if chunk)
+            parts.append(protocol.send_end())
+            self._send(b"".join(parts))
+            return
+        for chunk in result:
+            if not chunk:
+                continue
+            if not isinstance(chunk, (bytes, bytearray)):
+                raise TypeError(f"the app yielded {type(chunk).__name__}, not bytes")
+            if self.start_response.head_sent:
+                self._send(protocol.send_data(bytes(chunk)))
+            else:
+                self._send(self._head(None) + protocol.send_data(bytes(chunk)))
+        tail = b"" if self.start_response.head_sent else self._head(0 if length == 0 else None)
+        self._send(tail + protocol.send_end())
+
+    def _try_sendfile(self, wrapper: FileWrapper) -> bool:
+        """Serve a regular file with ``os.sendfile``; False to fall back to iteration."""
+        if self.start_response.head_sent or self.start_response.status is None:
+            return False
+        try:
+            fd = wrapper.filelike.fileno()
+            info = os.fstat(fd)
+            offset = wrapper.filelike.tell()
+        except (AttributeError, OSError, ValueError):
+            return False
+        if not stat.S_ISREG(info.st_mode):
+            return False
+        count = max(info.st_size - offset, 0)
+        declared = self.start_response.content_length
+        if declared is not None:
+            count = min(count, declared)
+        protocol = self.conn.protocol
+        head = self._head(count)
+        if self.head_only:
+            self._send(head + protocol.send_end())
+            return True
+        self._send(head)
+        sent = self.conn.sendfile(fd, offset, count)
+        self.sent += sent
+        if sent < count:
+            raise ClientDisconnected("file shorter than its announced length")
+        protocol.send_data_external(sent)
+        self._send(protocol.send_end())
+        return True
+
+
+__all__ = [
+    "PAUSED",
+    "ClientDisconnected",
+    "Connection",
+    "DateCache",
+    "InputStream",
+    "RequestHandler",
+]

@@ -1,0 +1,367 @@
+"""The WSGI worker: a ``cotyledon.Service`` that accepts on the shared listening sockets.
+
+Design (one worker process):
+
+* The ``run()`` thread owns an epoll set holding the listeners (``EPOLLEXCLUSIVE``, so one
+  worker wakes per connection), a wake-up pipe, and every idle connection (``EPOLLONESHOT``:
+  a connection reported readable is disarmed until the pool thread re-arms it, so two
+  threads never read one socket and no hand-back queue is needed).
+* A readable connection is handed to a bounded futurist thread pool. When the pool's queue
+  is full the selector thread answers ``503`` with ``Connection: close`` at once.
+* Idle connections carry a deadline: the keep-alive timeout, or the head deadline once the
+  first bytes of a request arrived (slow heads get ``408``). The selector thread sweeps
+  them a few times per timeout; it is the only one that closes idle connections.
+* ``terminate()`` stops accepting, closes idle connections, lets in-flight requests finish
+  (their responses say ``Connection: close``) within the graceful timeout, then returns.
+
+Must not: parse HTTP or call the app (``_connection``), or open listening sockets (the
+master does, ``_listeners``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import select
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import futurist
+
+import cotyledon
+from cotyledon.wsgi._config import ServerConfig
+from cotyledon.wsgi._connection import Connection, RequestHandler
+from cotyledon.wsgi._environ import EnvironBuilder
+from cotyledon.wsgi._wsgi_response import FileWrapper
+
+LOG = logging.getLogger("cotyledon.wsgi.worker")
+ACCEPT_BATCH = 16
+READABLE = select.EPOLLIN | select.EPOLLRDHUP
+OVERLOADED = (
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
+    b"Content-Length: 20\r\nConnection: close\r\nRetry-After: 1\r\n\r\n"
+    b"Service Unavailable\n"
+)
+TIMED_OUT = (
+    b"HTTP/1.1 408 Request Timeout\r\nContent-Type: text/plain\r\n"
+    b"Content-Length: 16\r\nConnection: close\r\n\r\nRequest Timeout\n"
+)
+
+
+def _rejector(max_queue: int) -> Callable[[Any, int], None]:
+    """Reject a submission when every thread is busy and ``max_queue`` requests wait."""
+
+    def check(executor: Any, backlog: int) -> None:
+        spare = executor._max_workers - executor.num_workers  # threads not started yet
+        if backlog >= max_queue + spare + executor.get_num_idle_workers():
+            raise futurist.RejectedSubmission(f"{backlog} requests already queued")
+
+    return check
+
+
+def _make_protocol(config: ServerConfig) -> Callable[[], Any]:
+    from cotyledon.wsgi import _http_protocol  # noqa: PLC0415 - sibling module, heavy import
+
+    limits = _http_protocol.Limits(
+        max_request_line=config.max_request_line,
+        max_header_count=config.max_header_count,
+        max_header_size=config.max_header_size,
+        max_head_size=config.max_head_size,
+        max_body_size=config.max_body_size or None,
+    )
+    return lambda: _http_protocol.ServerConnection(limits)
+
+
+class Server:
+    """The accept/dispatch loop of one worker (see the module docstring)."""
+
+    def __init__(
+        self,
+        app: Callable[..., Any],
+        config: ServerConfig,
+        sockets: Sequence[socket.socket],
+        *,
+        on_request_done: Callable[..., None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.config = config
+        self.clock = clock
+        self._stopping = threading.Event()
+        self._drained = threading.Event()
+        self._new_protocol = _make_protocol(config)
+        self._builder = EnvironBuilder(
+            root_path=config.root_path,
+            forwarded_allow_ips=config.forwarded_allow_ips,
+            multithread=config.threads > 1,
+            multiprocess=config.workers > 1,
+            file_wrapper=FileWrapper,
+        )
+        self.handler = RequestHandler(
+            app,
+            self._builder,
+            body_timeout=config.header_timeout,
+            keepalive=config.keepalive,
+            stopping=self._stopping.is_set,
+            on_request_done=on_request_done,
+        )
+        self._listeners = {sock.fileno(): sock for sock in sockets}
+        self._bases: dict[int, dict[str, Any]] = {}
+        self._conns: dict[int, Connection] = {}
+        self._epoll = select.epoll()
+        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._pool = futurist.ThreadPoolExecutor(
+            max_workers=config.threads, check_and_reject=_rejector(config.max_queue)
+        )
+        self._accepting = False
+        shortest = min(config.keepalive_timeout, config.header_timeout)
+        self._sweep_every = min(max(shortest / 4, 0.02), 1.0)
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def serve_forever(self) -> None:
+        """Run until :meth:`stop`; returns once in-flight requests are done."""
+        self._epoll.register(self._wake_r, select.EPOLLIN)
+        self._set_accepting(True)
+        try:
+            self._loop()
+        finally:
+            self._close_all()
+            self._drained.set()
+
+    def stop(self, timeout: float) -> bool:
+        """Stop accepting, drain in-flight requests for up to ``timeout`` seconds.
+
+        Thread-safe; returns True when every request finished in time.
+        """
+        self._stopping.set()
+        with contextlib.suppress(OSError):
+            os.write(self._wake_w, b"x")
+        drained = self._drained.wait(timeout)
+        self._pool.shutdown(wait=False)
+        return drained
+
+    @property
+    def connections(self) -> int:
+        return len(self._conns)
+
+    # -- the loop --------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        next_sweep = self.clock() + self._sweep_every
+        while True:
+            stopping = self._stopping.is_set()
+            if stopping:
+                self._set_accepting(False)
+                self._close_idle(expired_only=False)
+                if not self._conns:
+                    return
+            timeout = max(next_sweep - self.clock(), 0.0)
+            for fd, events in self._epoll.poll(timeout):
+                if fd in self._listeners:
+                    self._accept(self._listeners[fd])
+                elif fd == self._wake_r:
+                    with contextlib.suppress(OSError):
+                        os.read(self._wake_r, 512)
+                else:
+                    self._dispatch(fd, events)
+            now = self.clock()
+            if now >= next_sweep:
+                self._close_idle(expired_only=True, now=now)
+                next_sweep = now + self._sweep_every
+                if not stopping:
+                    self._set_accepting(len(self._conns) < self.config.max_connections)
+
+    def _set_accepting(self, accepting: bool) -> None:
+        if accepting == self._accepting:
+            return
+        self._accepting = accepting
+        for fd in self._listeners:
+            if accepting:
+                self._epoll.register(fd, select.EPOLLIN | select.EPOLLEXCLUSIVE)
+            else:
+                with contextlib.suppress(OSError):
+                    self._epoll.unregister(fd)
+
+    def _accept(self, listener: socket.socket) -> None:
+        for _ in range(ACCEPT_BATCH):
+            try:
+                sock, _addr = listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:  # EMFILE, ECONNABORTED...: log and keep serving
+                LOG.warning("accept() failed: %s", exc)
+                return
+            self._add_connection(listener, sock)
+        if len(self._conns) >= self.config.max_connections:
+            self._set_accepting(False)
+
+    def _add_connection(self, listener: socket.socket, sock: socket.socket) -> None:
+        sock.setblocking(False)
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            peer = sock.getpeername()
+        else:
+            peer = ""
+        base = self._bases.get(listener.fileno())
+        if base is None:
+            base = self._builder.connection_base(listener.getsockname(), None)
+            self._bases[listener.fileno()] = base
+        conn_base = dict(base)
+        if peer:
+            conn_base["REMOTE_ADDR"], conn_base["REMOTE_PORT"] = str(peer[0]), str(peer[1])
+        conn_base["cotyledon.trusted_peer"] = self._builder.trust.trusts(peer or None)
+        conn = Connection(sock, self._new_protocol(), conn_base)
+        conn.deadline = self.clock() + self.config.header_timeout
+        self._conns[conn.fd] = conn
+        self._epoll.register(conn.fd, READABLE | select.EPOLLONESHOT)
+
+    def _dispatch(self, fd: int, _events: int) -> None:
+        conn = self._conns.get(fd)
+        if conn is None or not conn.idle:
+            return
+        conn.idle = False
+        try:
+            self._pool.submit(self._serve, conn)
+        except futurist.RejectedSubmission:
+            self._overloaded(conn)
+        except RuntimeError:  # the pool is shut down: we are stopping
+            self._forget(conn)
+
+    def _overloaded(self, conn: Connection) -> None:
+        LOG.debug("Pool full: 503 to %s", conn.peer)
+        conn.recv_nowait()
+        with contextlib.suppress(OSError):
+            conn.sock.send(OVERLOADED)
+        self._forget(conn)
+
+    def _serve(self, conn: Connection) -> None:
+        """In a pool thread: serve ``conn`` then re-arm or close it."""
+        keep = False
+        was_started = conn.head_started
+        try:
+            keep = self.handler.handle(conn)
+        except Exception:
+            LOG.exception("Unexpected error serving %s", conn.peer)
+        if not keep or self._stopping.is_set():
+            self._forget(conn)
+            return
+        if not conn.head_started:
+            conn.deadline = self.clock() + self.config.keepalive_timeout
+        elif not was_started:
+            conn.deadline = self.clock() + self.config.header_timeout
+        conn.idle = True
+        try:
+            self._epoll.modify(conn.fd, READABLE | select.EPOLLONESHOT)
+        except OSError:
+            self._forget(conn)
+
+    def _forget(self, conn: Connection) -> None:
+        """Remove ``conn`` from the loop then close it (in that order: fd reuse)."""
+        self._conns.pop(conn.fd, None)
+        with contextlib.suppress(OSError, ValueError):
+            self._epoll.unregister(conn.fd)
+        conn.close()
+        if self._stopping.is_set():
+            with contextlib.suppress(OSError):
+                os.write(self._wake_w, b"x")
+
+    def _close_idle(self, *, expired_only: bool, now: float = 0.0) -> None:
+        for conn in list(self._conns.values()):
+            if not conn.idle or (expired_only and conn.deadline > now):
+                continue
+            if conn.head_started:  # part of a head came, too slowly
+                with contextlib.suppress(OSError):
+                    conn.sock.send(TIMED_OUT)
+            self._forget(conn)
+
+    def _close_all(self) -> None:
+        for conn in list(self._conns.values()):
+            self._forget(conn)
+        self._epoll.close()
+        os.close(self._wake_r)
+        os.close(self._wake_w)
+
+
+class WSGIService(cotyledon.Service):
+    """One WSGI worker process; built by the manager in the child as
+    ``WSGIService(worker_id, app, config, sockets)``.
+
+    :param app: the WSGI callable, or its ``module:app`` spec (loaded here in the child when
+        the master did not preload it).
+    :param config: the server settings.
+    :param sockets: the listening sockets opened by the master.
+    """
+
+    name = "wsgi"
+
+    def __init__(
+        self,
+        worker_id: int,
+        app: Callable[..., Any] | str,
+        config: ServerConfig,
+        sockets: Sequence[socket.socket],
+    ) -> None:
+        super().__init__(worker_id)
+        self.config = config
+        self.graceful_shutdown_timeout = int(config.graceful_timeout) + 2  # type: ignore[misc]
+        if isinstance(app, str):
+            from cotyledon.wsgi._app_loader import load_app  # noqa: PLC0415
+
+            app = load_app(app, pythonpath=config.pythonpath)
+        assert callable(app)
+        self.access_log = _open_access_log(config)
+        if self.access_log is not None and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGUSR1, lambda *_: self.access_log.reopen())
+        for sock in sockets:
+            sock.setblocking(False)
+        self.server = Server(
+            app,
+            config,
+            sockets,
+            on_request_done=self._log_request if self.access_log is not None else None,
+        )
+
+    def run(self) -> None:
+        self.server.serve_forever()
+
+    def terminate(self) -> None:
+        if not self.server.stop(self.config.graceful_timeout):
+            LOG.warning(
+                "Worker %s: requests still running after %.1fs, stopping anyway",
+                self.worker_id,
+                self.config.graceful_timeout,
+            )
+        if self.access_log is not None:
+            self.access_log.close()
+
+    def _log_request(
+        self, conn: Connection, environ: dict[str, Any], status: int, size: int, start: float
+    ) -> None:
+        assert self.access_log is not None
+        self.access_log.log(
+            remote_addr=environ.get("REMOTE_ADDR") or "-",
+            method=environ.get("REQUEST_METHOD", "-"),
+            target=environ.get("RAW_URI", "-"),
+            protocol=environ.get("SERVER_PROTOCOL", "-"),
+            status=status,
+            size=size,
+            referer=environ.get("HTTP_REFERER"),
+            user_agent=environ.get("HTTP_USER_AGENT"),
+            user=environ.get("REMOTE_USER"),
+            start_time=start,
+            duration=time.time() - start,
+        )
+
+
+def _open_access_log(config: ServerConfig) -> Any:
+    if not config.access_log_file:
+        return None
+    from cotyledon.wsgi._access_log import AccessLog  # noqa: PLC0415
+
+    target = None if config.access_log_file == "-" else config.access_log_file
+    return AccessLog(target, config.access_log_format)
