@@ -22,6 +22,7 @@ __all__ = [
     "PAUSED",
     "ConnectionClosed",
     "Data",
+    "END_OF_MESSAGE",
     "EndOfMessage",
     "HTTPError",
     "LocalProtocolError",
@@ -34,9 +35,8 @@ __all__ = [
 TOKEN_RE = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 # RFC 9110 §5.5: field-value = *field-content; field-vchar = VCHAR / obs-text, with SP / HTAB
 # inside.  We keep obs-text (0x80-0xFF) as bytes, never CR, LF, NUL or other CTLs.
-FIELD_VALUE_RE = re.compile(
-    rb"(?:[\x21-\x7e\x80-\xff](?:[ \t\x21-\x7e\x80-\xff]*[\x21-\x7e\x80-\xff])?)?"
-)
+_VCHAR = rb"[\x21-\x7e\x80-\xff]"
+FIELD_VALUE_RE = re.compile(rb"(?:%s(?:[ \t\x21-\x7e\x80-\xff]*%s)?)?" % (_VCHAR, _VCHAR))
 # RFC 9112 §3.2: request-target is ASCII visible characters only (a URI form, no SP).
 REQUEST_TARGET_RE = re.compile(rb"[\x21-\x7e]+")
 HTTP_VERSIONS = (b"1.0", b"1.1")
@@ -150,3 +150,32 @@ class EndOfMessage:
 @dataclasses.dataclass(frozen=True, slots=True)
 class ConnectionClosed:
     """The peer closed its side cleanly between requests."""
+
+
+#: The one ``EndOfMessage`` the protocol hands out (it carries no data).
+END_OF_MESSAGE = EndOfMessage()
+
+_new = object.__new__
+_set = object.__setattr__
+
+
+def trusted_request(
+    method: bytes,
+    target: bytes,
+    http_version: bytes,
+    headers: tuple[tuple[bytes, bytes], ...],
+    keep_alive: bool,
+    expect_continue: bool,
+) -> Request:
+    """Build a ``Request`` from fields the protocol layer has already validated.
+
+    The hot path: it skips the constructor's checks, which the parser made on the bytes.
+    """
+    request: Request = _new(Request)
+    _set(request, "method", method)
+    _set(request, "target", target)
+    _set(request, "http_version", http_version)
+    _set(request, "headers", headers)
+    _set(request, "keep_alive", keep_alive)
+    _set(request, "expect_continue", expect_continue)
+    return request
