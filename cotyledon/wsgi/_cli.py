@@ -21,6 +21,7 @@ from cotyledon.wsgi._config import (
     Cli,
     ConfigError,
     ServerConfig,
+    default_text,
     environ_defaults,
     iter_options,
     make_config,
@@ -69,11 +70,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("app", nargs="?", help="the WSGI app as module:app or module:factory()")
     groups = {}
     for name, cli in iter_options():
+        text = f"{cli.help} Default: {default_text(name, cli)}."
         if cli.section not in groups:
             groups[cli.section] = parser.add_argument_group(cli.section)
         group = groups[cli.section]
         if cli.parse is None:
-            group.add_argument(*cli.flags, dest=name, action="store_true", help=cli.help)
+            group.add_argument(*cli.flags, dest=name, action="store_true", help=text)
             if cli.negative:
                 group.add_argument(cli.negative, dest=name, action="store_false")
         else:
@@ -84,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
                 action=action,
                 type=_typed(cli),
                 metavar=cli.metavar,
-                help=cli.help,
+                help=text.replace("%", "%%"),
             )
     command = parser.add_argument_group("Command")
     helps = dict(COMMAND_OPTIONS)

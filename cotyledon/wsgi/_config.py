@@ -166,8 +166,7 @@ class ServerConfig:
         Cli(
             ("-b", "--bind"),
             "Address to listen on; repeat for several. host:port, [v6addr]:port, unix:/path, "
-            "fd://N, or systemd. Default: the sockets passed by systemd (LISTEN_FDS), else "
-            "0.0.0.0:$PORT when PORT is set, else 127.0.0.1:8000.",
+            "fd://N, or systemd.",
             SOCKET,
             parse=str,
             check=_check_str_tuple,
@@ -191,7 +190,7 @@ class ServerConfig:
         1,
         Cli(
             ("-w", "--workers"),
-            "Number of worker processes. Default: $WEB_CONCURRENCY, else 1.",
+            "Number of worker processes.",
             WORKERS,
             _parse_int,
             _int_at_least(1),
@@ -503,19 +502,21 @@ COMMAND_OPTIONS: tuple[tuple[str, str], ...] = (
 )
 
 
-def _rst_default(name: str, cli: Cli) -> str:
+def default_text(name: str, cli: Cli, literal: str = "") -> str:
+    """The default of setting ``name`` for people (``literal`` wraps values, e.g. ``````)."""
     default = getattr(ServerConfig(), name)
+    q = literal
     if cli.env == "WEB_CONCURRENCY":
-        return "``$WEB_CONCURRENCY``, else ``1``"
+        return f"{q}$WEB_CONCURRENCY{q}, else {q}1{q}"
     if name == "bind":
-        return "systemd sockets, else ``0.0.0.0:$PORT``, else ``127.0.0.1:8000``"
+        return f"systemd sockets, else {q}0.0.0.0:$PORT{q}, else {q}127.0.0.1:8000{q}"
     if isinstance(default, tuple):
-        return f"``{','.join(default)}``" if default else "none"
+        return f"{q}{','.join(default)}{q}" if default else "none"
     if default is None:
         return "none"
     if isinstance(default, bool):
         return "on" if default else "off"
-    return f"``{default}``"
+    return f"{q}{default}{q}"
 
 
 def render_rst() -> str:
@@ -554,7 +555,8 @@ def render_rst() -> str:
                 "",
             ]
             extra = " Repeatable." if cli.repeat else ""
-            lines += [f"   Setting ``{name}``; default: {_rst_default(name, cli)}.{extra}", ""]
+            tail = f"Setting ``{name}``; default: {default_text(name, cli, '``')}.{extra}"
+            lines += [*textwrap.wrap(tail, 95, initial_indent="   ", subsequent_indent="   "), ""]
     lines += ["Command", "-------", ""]
     for flag, text in COMMAND_OPTIONS:
         lines += [f".. option:: {flag}", "", f"   {text}", ""]

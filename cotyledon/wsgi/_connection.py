@@ -477,9 +477,22 @@ class _ResponseWriter:
         self.sent += sent
         if sent < count:
             raise ClientDisconnected("file shorter than its announced length")
-        protocol.send_data_external(sent)
+        _count_sent_elsewhere(protocol, sent)
         self._send(protocol.send_end())
         return True
+
+
+def _count_sent_elsewhere(protocol: Any, count: int) -> None:
+    """Tell the protocol ``count`` body bytes went out through ``sendfile``.
+
+    NOTE: ``ServerConnection`` has no public call for this yet (asked of its owner); until it
+    has, adjust the remaining Content-Length the way ``send_data`` would.
+    """
+    hook = getattr(protocol, "sent_elsewhere", None)
+    if hook is not None:
+        hook(count)
+    else:
+        protocol._resp_remaining -= count
 
 
 __all__ = [

@@ -74,7 +74,8 @@ def _make_protocol(config: ServerConfig) -> Callable[[], Any]:
         max_head_size=config.max_head_size,
         max_body_size=config.max_body_size or None,
     )
-    return lambda: _http_protocol.ServerConnection(limits)
+    keepalive = config.keepalive
+    return lambda: _http_protocol.ServerConnection(limits, keep_alive=keepalive)
 
 
 class Server:
