@@ -17,6 +17,7 @@ Options (the test-suite drives them too):
 ``--health-file P``   each worker reads P every 50 ms: ``fail <why>`` reports it unhealthy
                       (the master stops the watchdog pings), ``ok`` healthy again
 ``--show-env``        each worker runs a subprocess that prints the systemd variables it sees
+``--slow-stop S``     each worker takes S seconds to terminate (a long graceful drain)
 """
 
 from __future__ import annotations
@@ -93,6 +94,9 @@ class Worker(cotyledon.Service):
 
     def terminate(self) -> None:
         self.stopped.set()
+        if self.options.slow_stop:
+            say(f"worker {self.worker_id} draining for {self.options.slow_stop}s")
+            time.sleep(self.options.slow_stop)  # stands for finishing in-flight work
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -102,6 +106,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--status")
     parser.add_argument("--health-file")
     parser.add_argument("--show-env", action="store_true")
+    parser.add_argument("--slow-stop", type=float, default=0.0)
     parser.add_argument("--graceful-timeout", type=float, default=30)
     return parser.parse_args(argv)
 

@@ -116,6 +116,27 @@ def test_stopping_is_sent_before_exit(program: type[Program], pid1: FakeNotifySo
 
 
 @pytest.mark.timeout(90)
+def test_long_graceful_stop_asks_systemd_for_more_time(program: type[Program]) -> None:
+    """A drain longer than the master's extension interval (5 s) gets EXTEND_TIMEOUT_USEC
+    while it lasts, after STOPPING=1, and the program still exits cleanly. (One address
+    kind is enough here: the test is slow by nature.)"""
+    with FakeNotifySocket("abstract") as pid1:
+        demo = Demo(
+            program, pid1, "--workers", "1", "--slow-stop", "6", "--graceful-timeout", "60"
+        )
+        demo.ready()
+        demo.prog.signal(signal.SIGTERM)
+        stopping = pid1.wait_key("STOPPING", "1")
+        demo.prog.wait_line(r"^worker 0 draining")
+        extend = pid1.wait_key("EXTEND_TIMEOUT_USEC", start=stopping.order + 1, timeout=30)
+        assert int(extend.fields["EXTEND_TIMEOUT_USEC"]) > 0
+        assert extend.pid == demo.pid
+        assert demo.prog.wait(timeout=60) == 0
+        assert lifecycle(pid1.snapshot()) == ["READY", "STOPPING"]
+        demo.assert_only_master_spoke()
+
+
+@pytest.mark.timeout(90)
 def test_watchdog_pings_at_half_the_timeout(
     program: type[Program], pid1: FakeNotifySocket
 ) -> None:
