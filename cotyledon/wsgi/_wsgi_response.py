@@ -19,7 +19,7 @@ from typing import IO, Any
 
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
 
-_STATUS_RE = re.compile(r"[1-9][0-9][0-9](?: [^\r\n\x00]*)?\Z")
+_STATUS_RE = re.compile(r"[1-9][0-9][0-9] [^\r\n\x00]*\Z")
 _TOKEN_RE = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
 _BAD_VALUE_RE = re.compile(r"[\r\n\x00]")
 _HOP_BY_HOP = frozenset(
