@@ -352,6 +352,8 @@ class ServiceManager:
                 self._reap()
             elif signum == signal.SIGTERM:
                 if self._supervisor.phase in (sv.Phase.IDLE, sv.Phase.RUNNING):
+                    # The timeout may have changed since run() (oslo_config_glue reload).
+                    self._supervisor.graceful_shutdown_timeout = self._graceful_shutdown_timeout
                     LOG.info("Caught SIGTERM signal, graceful exiting of master process")
                     self._feed(sv.StopRequested())
             elif signum == signal.SIGINT:

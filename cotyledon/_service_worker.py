@@ -268,8 +268,17 @@ class ServiceWorker:
 
     def _reload(self) -> None:
         assert self.service is not None
+        service = self.service
+
+        def reload() -> None:
+            # oslo_config_glue re-reads the worker's config first (upstream <= 2.1.0).
+            internal = getattr(service, "_on_reload_internal_hook", None)
+            if internal is not None:
+                internal()
+            service.reload()
+
         try:
-            code = self._guarded(self.service.reload)
+            code = self._guarded(reload)
         finally:
             self._lock.release()
         if code is not None:

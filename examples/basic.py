@@ -6,10 +6,10 @@ starts, so tests can synchronise on it; the library's own lines are logged at DE
 
 from __future__ import annotations
 
-import logging
 import os
-import sys
 import threading
+
+from _common import say, setup_logging
 
 import cotyledon
 
@@ -22,11 +22,11 @@ class Ticker(cotyledon.Service):
         self._stop = threading.Event()
 
     def run(self) -> None:
-        print(f"ticker {self.worker_id} running pid={os.getpid()}", flush=True)
+        say(f"ticker {self.worker_id} running pid={os.getpid()}")
         self._stop.wait()
 
     def terminate(self) -> None:
-        print(f"ticker {self.worker_id} terminating pid={os.getpid()}", flush=True)
+        say(f"ticker {self.worker_id} terminating pid={os.getpid()}")
         self._stop.set()
 
 
@@ -34,17 +34,15 @@ class Printer(cotyledon.Service):
     name = "printer"
 
     def run(self) -> None:
-        print(f"printer {self.worker_id} running pid={os.getpid()}", flush=True)
+        say(f"printer {self.worker_id} running pid={os.getpid()}")
 
 
 def main() -> None:
-    logging.basicConfig(
-        level=logging.DEBUG, stream=sys.stdout, format="%(levelname)s:%(name)s:%(message)s"
-    )
+    setup_logging()
     manager = cotyledon.ServiceManager()
     manager.add(Ticker, workers=2)
     manager.add(Printer)
-    print(f"master pid={os.getpid()}", flush=True)
+    say(f"master pid={os.getpid()}")
     manager.run()
 
 

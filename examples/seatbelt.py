@@ -1,0 +1,62 @@
+"""Workers never outlive their master, even when the service forks a process itself.
+
+    python examples/seatbelt.py [hang]
+
+The worker forks a grandchild (which keeps running until the worker's terminate() stops
+it). SIGKILL the master: the worker sees its master gone (seatbelt pipe EOF or
+PR_SET_PDEATHSIG), logs it and stops gracefully. With ``hang``, terminate() never returns
+and the service timeout is 0: the worker is still bounded by the manager's timeout (2 s).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+
+from _common import say, setup_logging
+
+import cotyledon
+
+HANG = "hang" in sys.argv
+
+
+class Forker(cotyledon.Service):
+    name = "forker"
+    graceful_shutdown_timeout = 0 if HANG else None
+
+    def __init__(self, worker_id: int) -> None:
+        super().__init__(worker_id)
+        self._stop = threading.Event()
+        self.grandchild = 0
+
+    def run(self) -> None:
+        pid = os.fork()
+        if pid == 0:
+            signal.pause()  # until the worker stops us
+            os._exit(0)
+        self.grandchild = pid
+        say(f"worker pid={os.getpid()} grandchild pid={pid}")
+        self._stop.wait()
+
+    def terminate(self) -> None:
+        say(f"worker terminating pid={os.getpid()}")
+        if self.grandchild:
+            os.kill(self.grandchild, signal.SIGTERM)
+            os.waitpid(self.grandchild, 0)
+        if HANG:
+            threading.Event().wait()
+        self._stop.set()
+
+
+def main() -> None:
+    setup_logging()
+    manager = cotyledon.ServiceManager(graceful_shutdown_timeout=2)
+    manager.add(Forker)
+    say(f"master pid={os.getpid()}")
+    manager.run()
+
+
+if __name__ == "__main__":
+    main()
