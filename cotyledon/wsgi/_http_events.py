@@ -18,11 +18,11 @@ import re
 from typing import Literal
 
 __all__ = [
+    "END_OF_MESSAGE",
     "NEED_DATA",
     "PAUSED",
     "ConnectionClosed",
     "Data",
-    "END_OF_MESSAGE",
     "EndOfMessage",
     "HTTPError",
     "LocalProtocolError",
@@ -164,6 +164,7 @@ def trusted_request(
     target: bytes,
     http_version: bytes,
     headers: tuple[tuple[bytes, bytes], ...],
+    *,
     keep_alive: bool,
     expect_continue: bool,
 ) -> Request:

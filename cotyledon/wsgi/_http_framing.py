@@ -114,41 +114,49 @@ class ChunkedReader:
         while True:
             state = self._state
             if state == _DATA:
-                if not buf:
-                    return self._need_more(eof)
-                n = min(len(buf), self._remaining)
-                if n == len(buf):
-                    data = bytes(buf)
-                    buf.clear()
-                else:
-                    data = bytes(buf[:n])
-                    del buf[:n]
-                self._remaining -= n
-                if not self._remaining:
-                    self._state = _DATA_END
-                return data
-            if state == _SIZE:
-                if not self._read_size_line(buf):
-                    return self._need_more(eof)
-            elif state == _DATA_END:
-                if len(buf) < 2:
-                    if buf and buf[0] != 0x0D:
-                        raise RemoteProtocolError("chunk data not followed by CRLF")
-                    return self._need_more(eof)
-                if buf[0] != 0x0D or buf[1] != 0x0A:
-                    raise RemoteProtocolError("chunk data not followed by CRLF")
-                del buf[:2]
-                self._state = _SIZE
-            elif state == _TRAILERS:
-                if not self._read_trailer_line(buf):
-                    return self._need_more(eof)
-            else:
+                return self._read_data(buf, eof)
+            if state == _DONE:
                 return END
+            if state == _SIZE:
+                progressed = self._read_size_line(buf)
+            elif state == _DATA_END:
+                progressed = self._read_data_end(buf)
+            else:
+                progressed = self._read_trailer_line(buf)
+            if not progressed:
+                if eof:
+                    raise RemoteProtocolError(
+                        "connection closed before the chunked body was complete"
+                    )
+                return None
 
-    def _need_more(self, eof: bool) -> None:
-        if eof:
-            raise RemoteProtocolError("connection closed before the chunked body was complete")
-        return None
+    def _read_data(self, buf: bytearray, eof: bool) -> bytes | None:
+        if not buf:
+            if eof:
+                raise RemoteProtocolError("connection closed before the chunked body was complete")
+            return None
+        n = min(len(buf), self._remaining)
+        if n == len(buf):
+            data = bytes(buf)
+            buf.clear()
+        else:
+            data = bytes(buf[:n])
+            del buf[:n]
+        self._remaining -= n
+        if not self._remaining:
+            self._state = _DATA_END
+        return data
+
+    def _read_data_end(self, buf: bytearray) -> bool:
+        # RFC 9112 §7.1: chunk = chunk-size [ chunk-ext ] CRLF chunk-data CRLF; exactly CRLF
+        # (h11 CVE-2025-43859 accepted any two bytes here).
+        if buf[:2] == b"\r\n":
+            del buf[:2]
+            self._state = _SIZE
+            return True
+        if len(buf) < 2 and (not buf or buf[0] == 0x0D):
+            return False
+        raise RemoteProtocolError("chunk data not followed by CRLF")
 
     def _take_line(self, buf: bytearray, limit: int, what: str, status: int = 400) -> bytes | None:
         """Remove and return one CRLF-terminated line (without CRLF), or None if incomplete."""
