@@ -17,6 +17,7 @@ Options (the test-suite drives them too):
 ``--health-file P``   each worker reads P every 50 ms: ``fail <why>`` reports it unhealthy
                       (the master stops the watchdog pings), ``ok`` healthy again
 ``--show-env``        each worker runs a subprocess that prints the systemd variables it sees
+``--hold-file P``     each worker waits in ``__init__`` while P exists (holds a reload open)
 ``--slow-stop S``     each worker takes S seconds to terminate (a long graceful drain)
 """
 
@@ -60,6 +61,8 @@ class Worker(cotyledon.Service):
         self.options = options
         self.stopped = threading.Event()
         time.sleep(options.init_delay)  # stands for a slow application start
+        while options.hold_file and os.path.exists(options.hold_file):
+            time.sleep(0.05)
         # The readiness stamp: the master may only send READY=1 after this line.
         say(f"worker {worker_id} ready pid={os.getpid()} at={time.monotonic():.6f}")
 
@@ -107,6 +110,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--health-file")
     parser.add_argument("--show-env", action="store_true")
     parser.add_argument("--slow-stop", type=float, default=0.0)
+    parser.add_argument("--hold-file")
     parser.add_argument("--graceful-timeout", type=float, default=30)
     return parser.parse_args(argv)
 

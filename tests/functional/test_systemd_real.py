@@ -25,6 +25,7 @@ if not hasattr(cotyledon, "ServiceManager"):  # the core lands in parallel with 
     pytest.skip("cotyledon.ServiceManager is not there yet", allow_module_level=True)
 
 NOTIFY_SERVICE = str(ROOT / "examples" / "systemd" / "notify_service.py")
+HOLD = f"{RUNTIME_DIR}/hold"  # while it exists, new workers wait in __init__
 STATE = ("ActiveState", "SubState", "Result", "StatusText", "MainPID")
 
 
@@ -64,9 +65,22 @@ def worker_pids(systemd: UserManager, log: str) -> set[int]:
 
 
 def reload_and_wait(systemd: UserManager, unit: str, *reload: str) -> dict[str, str]:
-    """Reload, see the unit go through ``reloading``, and come back ``active``."""
-    systemd.systemctl(*reload, unit)
-    systemd.wait_show(unit, lambda s: s["ActiveState"] == "reloading", what="reloading")
+    """Reload while the hold file keeps the new workers in __init__: the unit must show
+    ``reloading`` for as long as that lasts, then ``active`` once they are up."""
+    hold = systemd.host_path(HOLD)
+    hold.write_text("hold")
+    try:
+        # --no-block: a reload job may wait for READY=1, which the hold file delays.
+        systemd.systemctl("--no-block", *reload, unit)
+        # Our RELOADING=1 carries STATUS=reloading: seeing both at once shows the unit is
+        # held in "reloading" by the master's message, not only by ExecReload's kill.
+        systemd.wait_show(
+            unit,
+            lambda s: s["ActiveState"] == "reloading" and "reload" in s["StatusText"],
+            what="reloading",
+        )
+    finally:
+        hold.unlink()
     return systemd.wait_show(
         unit, lambda s: s["ActiveState"] == "active" and s["SubState"] == "running", STATE
     )
@@ -90,7 +104,7 @@ def test_transient_notify_unit(systemd: UserManager) -> None:
         "-p", "TimeoutStopSec=60", "-p", f"Environment=PYTHONPATH={ROOT}",
         "-p", f"StandardOutput=append:{RUNTIME_DIR}/transient.log",
         "-p", "StandardError=inherit",
-        sys.executable, NOTIFY_SERVICE, "--workers", "2", "--init-delay", "0.3",
+        sys.executable, NOTIFY_SERVICE, "--workers", "2", "--hold-file", HOLD,
     )  # fmt: skip
     # systemd-run returned once the start job finished, i.e. after READY=1.
     state = systemd.show(unit, *STATE)
@@ -113,7 +127,8 @@ def test_transient_notify_unit(systemd: UserManager) -> None:
 
 def test_shipped_notify_unit(systemd: UserManager) -> None:
     unit = "cotyledon-demo.service"
-    systemd.install_unit(unit, example_unit(unit, {"--workers 4": "--workers 3"}))
+    options = {"--workers 4": f"--workers 3 --hold-file {HOLD}"}
+    systemd.install_unit(unit, example_unit(unit, options))
     systemd.install_dropin(unit, output_dropin("demo.log"))
     systemd.systemctl("start", unit)
     state = systemd.show(unit, *STATE, "NotifyAccess", "KillMode", "WatchdogUSec")
