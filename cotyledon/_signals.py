@@ -51,19 +51,24 @@ class SignalPipe:
         return self.read_fd
 
     def install(self) -> None:
-        """Install the handlers and the wakeup fd (main thread only)."""
+        """Install the wakeup fd, then the handlers (main thread only).
+
+        In this order a signal arriving in between finds either its old disposition or a
+        handler whose byte reaches the pipe, never a do-nothing handler without a pipe
+        (that would lose it).
+        """
+        self._previous_wakeup_fd = signal.set_wakeup_fd(self.write_fd, warn_on_full_buffer=False)
         for signum in self.signals:
             self._previous[signum] = signal.signal(signum, _ignore)
-        self._previous_wakeup_fd = signal.set_wakeup_fd(self.write_fd, warn_on_full_buffer=False)
 
     def restore(self) -> None:
-        """Put back the handlers and wakeup fd that were there before :meth:`install`."""
-        if self._previous_wakeup_fd is not None:
-            signal.set_wakeup_fd(self._previous_wakeup_fd)
-            self._previous_wakeup_fd = None
+        """Put back the handlers, then the wakeup fd, that were there before :meth:`install`."""
         for signum, handler in self._previous.items():
             signal.signal(signum, handler)  # type: ignore[arg-type]
         self._previous.clear()
+        if self._previous_wakeup_fd is not None:
+            signal.set_wakeup_fd(self._previous_wakeup_fd)
+            self._previous_wakeup_fd = None
 
     def read(self) -> list[int]:
         """Every pending byte (signal numbers, and :data:`WAKE`), in arrival order."""
