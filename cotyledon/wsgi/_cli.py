@@ -67,7 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Serve a WSGI application with pre-forked, supervised workers.",
         argument_default=argparse.SUPPRESS,
     )
-    parser.add_argument("app", nargs="?", help="the WSGI app as module:app or module:factory()")
+    parser.add_argument(
+        "app", nargs="?", default=None, help="the WSGI app as module:app or module:factory()"
+    )
     groups = {}
     for name, cli in iter_options():
         text = f"{cli.help} Default: {default_text(name, cli)}."
