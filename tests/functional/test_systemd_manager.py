@@ -150,6 +150,24 @@ def test_watchdog_pings_at_half_the_timeout(
     demo.assert_only_master_spoke()
 
 
+@pytest.mark.timeout(90)
+def test_watchdog_pings_stop_while_the_master_is_frozen(program: type[Program]) -> None:
+    """The pings come from the master's own loop: a stopped (wedged) master sends none,
+    and they resume when it runs again."""
+    with FakeNotifySocket("abstract") as pid1:
+        demo = Demo(program, pid1, "--workers", "1", WATCHDOG_USEC=str(WATCHDOG_USEC))
+        demo.ready()
+        wait_for(lambda: len(pid1.with_key("WATCHDOG")) >= 2, timeout=30, what="pings")
+        demo.prog.signal(signal.SIGSTOP)
+        try:
+            wait_for(lambda: no_ping_for(pid1, 5 * PING, 0), timeout=30, what="silence")
+            frozen_at = len(pid1.snapshot())
+        finally:
+            demo.prog.signal(signal.SIGCONT)
+        pid1.wait_key("WATCHDOG", "1", start=frozen_at)
+        demo.assert_only_master_spoke()
+
+
 def no_ping_for(pid1: FakeNotifySocket, seconds: float, since: float) -> bool:
     """True once ``seconds`` have passed since the later of ``since`` and the last ping."""
     pings = pid1.with_key("WATCHDOG")

@@ -389,6 +389,12 @@ def test_listen_fds_absent() -> None:
     assert _systemd.listen_fds({}) == []
 
 
+def test_listen_fds_zero_ignores_names() -> None:
+    env = listen_env(0, "web")
+    assert _systemd.listen_fds(env) == []
+    assert env == {}
+
+
 @pytest.mark.parametrize("count", ["", "two", "-1"])
 def test_listen_fds_bad_count(count: str) -> None:
     env = {"LISTEN_PID": str(os.getpid()), "LISTEN_FDS": count}
