@@ -210,7 +210,7 @@ class ServerConfig:
         ),
     )
     max_queue: int = _opt(
-        32,
+        128,
         Cli(
             ("--max-queue",),
             "Requests a worker queues when all its threads are busy; one more is answered "
