@@ -14,7 +14,6 @@ caller for long, or log at DEBUG and above except the one compat line
 from __future__ import annotations
 
 import errno
-import fcntl
 import logging
 import os
 import re
@@ -35,6 +34,7 @@ __all__ = [
     "format_message",
     "listen_fds",
     "local_health",
+    "monotonic_usec",
     "notify_address",
     "scrub_child_environ",
     "set_local_health",
@@ -59,6 +59,11 @@ CHILD_ENVIRON_KEYS = (
 # A blocked PID 1 must not freeze the master's event loop for long; systemd's notify
 # socket has a deep queue, so hitting this means the message is lost anyway.
 SEND_TIMEOUT = 1.0
+
+# Linux has both; elsewhere (nominal support) Python's sockets are close-on-exec anyway
+# (PEP 446) and time.monotonic is the system's monotonic clock.
+_SOCK_CLOEXEC = getattr(socket, "SOCK_CLOEXEC", 0)
+_CLOCK_MONOTONIC = getattr(time, "CLOCK_MONOTONIC", None)
 
 _KEY = re.compile(r"[A-Z][A-Z0-9_]*\Z")
 _NEWLINES = re.compile(r"[\r\n]+")
@@ -103,6 +108,13 @@ def format_message(fields: dict[str, object]) -> bytes:
         text = _NEWLINES.sub(" ", str(shown)).strip()
         lines.append(f"{key}={text}")
     return "\n".join(lines).encode("utf-8", errors="replace")
+
+
+def monotonic_usec() -> int:
+    """``CLOCK_MONOTONIC`` now, in microseconds (what ``MONOTONIC_USEC=`` carries)."""
+    if _CLOCK_MONOTONIC is not None:
+        return time.clock_gettime_ns(_CLOCK_MONOTONIC) // 1000
+    return time.monotonic_ns() // 1000
 
 
 def _int_or_none(value: str | None) -> int | None:
@@ -158,7 +170,7 @@ class Notifier:
 
     def _socket(self) -> socket.socket:
         if self._sock is None:
-            self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+            self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | _SOCK_CLOEXEC)
             self._sock.settimeout(SEND_TIMEOUT)
         return self._sock
 
@@ -194,7 +206,7 @@ class Notifier:
 
     def reloading(self, status: str | None = None) -> bool:
         """``RELOADING=1`` + ``MONOTONIC_USEC=`` now (``Type=notify-reload`` needs both)."""
-        now_usec = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+        now_usec = monotonic_usec()
         return self._with_status(status, RELOADING=1, MONOTONIC_USEC=now_usec)
 
     def stopping(self, status: str | None = None) -> bool:
@@ -340,8 +352,7 @@ def listen_fds(environ: Environ | None = None, unset_environment: bool = True) -
         for fd in fds:
             _check_socket_fd(fd, count)
         for fd in fds:
-            flags = fcntl.fcntl(fd, fcntl.F_GETFD)
-            fcntl.fcntl(fd, fcntl.F_SETFD, flags | fcntl.FD_CLOEXEC)
+            os.set_inheritable(fd, False)  # FD_CLOEXEC
         pairs = zip(names, fds, strict=True)
         return [ListenFd(name, socket.socket(fileno=fd)) for name, fd in pairs]
     finally:
