@@ -3,11 +3,14 @@ give up?
 
 Job: remember the recent fork and restart times of one service and answer two questions:
 
-* :meth:`RestartBudget.next_fork_at` - upstream cotyledon's rate limit, made a deadline:
-  with ``N`` the service's worker count, ``N + 1`` forks within ``N`` seconds are allowed,
-  the next one waits for a pause (5 s). Upstream slept for that pause in its supervisor
-  thread, blocking every other respawn and the shutdown (spec/api.md section 6.8); here it
-  only moves this service's own next fork.
+* :meth:`RestartBudget.next_fork_at` - upstream cotyledon's rate limit ("N forks per N
+  seconds, then a 5 s pause"), made a per-service deadline: with ``N`` the service's worker
+  count, ``N + 1`` restarts within ``N`` seconds are allowed, the next one waits for a
+  pause (5 s), after which a fresh burst is allowed. Only restarts count (forks that
+  replace a dead worker): starting or scaling up never eats the budget, so 50 workers
+  killed at once are all replaced at once. Upstream slept for the pause in its
+  supervisor thread, blocking every other respawn and the shutdown (spec/api.md 6.8);
+  here it only moves this service's own next fork.
 * :meth:`RestartBudget.record_restart` - the opt-in give-up policy (Erlang/OTP's
   intensity/period): more than ``max_restarts`` restarts within ``period`` seconds means
   the service is broken and the manager stops.
@@ -109,8 +112,11 @@ class RestartBudget:
         self._resume_at = when
 
     def record_fork(self, now: float) -> None:
-        """A worker of this service was just forked (this ends any elapsed pause)."""
-        self._resume_at = None
+        """A dead worker of this service was just replaced by a fork. The first fork after
+        a pause ends it and starts a fresh window."""
+        if self._resume_at is not None:
+            self._resume_at = None
+            self._forks.clear()
         self._trim(now)
         self._forks.append(now)
 

@@ -297,6 +297,8 @@ class _Service:
     workers: int
     budget: RestartBudget
     spawn_failures: int = 0
+    #: Worker ids whose worker died and awaits its replacement (a restart).
+    restarting: set[WorkerId] = dataclasses.field(default_factory=set)
 
 
 @dataclasses.dataclass
@@ -410,6 +412,7 @@ class Supervisor:
         svc = self._services[event.service_id]
         svc.workers = max(event.workers, 0)
         svc.budget.resize(svc.workers)
+        svc.restarting = {wid for wid in svc.restarting if wid < svc.workers}
         self.deadlines.cancel(("spawn", svc.service_id))
         return self._converge(now) if self.phase is Phase.RUNNING else []
 
@@ -464,10 +467,12 @@ class Supervisor:
             return self._maybe_finish()
         actions: list[Action] = [ReportExit(*proc.slot, event.pid, event.exit_code)]
         svc = self._services[proc.slot[0]]
-        if not proc.retiring and proc.slot[1] < svc.workers and svc.budget.record_restart(now):
-            assert svc.budget.give_up is not None
-            actions.append(GaveUp(svc.service_id, *dataclasses.astuple(svc.budget.give_up)))
-            return actions + self._begin_stop(now, EXIT_GAVE_UP)
+        if not proc.retiring and proc.slot[1] < svc.workers:
+            svc.restarting.add(proc.slot[1])
+            if svc.budget.record_restart(now):
+                assert svc.budget.give_up is not None
+                actions.append(GaveUp(svc.service_id, *dataclasses.astuple(svc.budget.give_up)))
+                return actions + self._begin_stop(now, EXIT_GAVE_UP)
         return actions + self._converge(now) + self._maybe_ready()
 
     def _on_stop_requested(self, event: StopRequested, now: float) -> list[Action]:
@@ -552,7 +557,9 @@ class Supervisor:
                     self.deadlines.set(("spawn", svc.service_id), now + delay)
                     actions.append(Throttled(svc.service_id, now + delay))
                     break
-                svc.budget.record_fork(now)
+                if slot[1] in svc.restarting:
+                    svc.restarting.discard(slot[1])
+                    svc.budget.record_fork(now)
                 self._spawning.add(slot)
                 actions.append(SpawnWorker(*slot))
         return actions

@@ -1,4 +1,8 @@
-"""Many workers: ``python examples/many.py N`` starts N workers of one service."""
+"""Many workers: ``python examples/many.py N`` starts N workers of one service.
+
+``LOG_LEVEL=20`` quiets the DEBUG lines; ``TICK=1`` makes worker 0 print ``tick <n>``
+every 0.1 s (something to wait on while watching that the master stays asleep).
+"""
 
 from __future__ import annotations
 
@@ -20,6 +24,10 @@ class Idle(cotyledon.Service):
 
     def run(self) -> None:
         say(f"idle {self.worker_id} running pid={os.getpid()}")
+        ticks = 0
+        while os.environ.get("TICK") and self.worker_id == 0 and not self._stop.wait(0.1):
+            ticks += 1
+            say(f"tick {ticks}")
         self._stop.wait()
 
     def terminate(self) -> None:

@@ -10,6 +10,7 @@ and the service timeout is 0: the worker is still bounded by the manager's timeo
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import sys
@@ -32,6 +33,9 @@ class Forker(cotyledon.Service):
         self.grandchild = 0
 
     def run(self) -> None:
+        sig = ctypes.c_int()
+        ctypes.CDLL(None).prctl(2, ctypes.byref(sig), 0, 0, 0)  # PR_GET_PDEATHSIG
+        say(f"pdeathsig={sig.value}")
         pid = os.fork()
         if pid == 0:
             signal.pause()  # until the worker stops us

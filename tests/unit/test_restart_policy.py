@@ -7,9 +7,9 @@ import pytest
 from cotyledon._restart_policy import DEFAULT_PAUSE, GiveUpPolicy, RestartBudget
 
 
-def test_initial_forks_and_one_respawn_are_free() -> None:
+def test_n_plus_one_restarts_within_n_seconds_are_free() -> None:
     budget = RestartBudget(workers=2)
-    for t in (0.0, 0.0, 0.1):  # 2 initial forks + 1 respawn: N + 1 forks within N s
+    for t in (0.0, 0.0, 0.1):
         assert budget.next_fork_at(t) == t
         budget.record_fork(t)
 
@@ -25,6 +25,7 @@ def test_forking_too_fast_pauses_then_allows_one_fork() -> None:
     assert budget.next_fork_at(5.2) == 5.2  # the pause ended: go
     budget.record_fork(5.2)
     assert budget.paused_until is None
+    assert budget.next_fork_at(5.3) == 5.3  # a fresh window after a pause
 
 
 def test_old_forks_leave_the_window() -> None:

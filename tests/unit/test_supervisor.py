@@ -177,9 +177,9 @@ def test_crash_loop_is_throttled_by_a_deadline_not_a_sleep() -> None:
     crashy = m.add(1)
     healthy = m.add(1)
     m.start()
-    pid = m.workers_of(crashy)[0]
-    m.die(pid, 1)  # 2nd fork: within budget
-    actions = m.die(m.workers_of(crashy)[0], 1)  # 3rd fork within 1 s: pause
+    m.die(m.workers_of(crashy)[0], 1)  # restarts 1 and 2 (N + 1 in N s): at once
+    m.die(m.workers_of(crashy)[0], 1)
+    actions = m.die(m.workers_of(crashy)[0], 1)  # restart 3 within 1 s: pause
     assert actions[-1] == sv.Throttled(crashy, m.now + DEFAULT_PAUSE)
     assert m.workers_of(crashy) == {}
     assert m.sup.next_timeout(m.now) == DEFAULT_PAUSE
@@ -195,10 +195,33 @@ def test_throttle_pause_ends_with_a_fork() -> None:
     m = FakeMaster()
     sid = m.add(1)
     m.start()
-    m.die(m.workers_of(sid)[0], 1)
-    m.die(m.workers_of(sid)[0], 1)
+    for _ in range(3):
+        m.die(m.workers_of(sid)[0], 1)
     assert m.advance(DEFAULT_PAUSE - 0.1) == []
     assert m.of_type(sv.SpawnWorker, m.advance(0.1)) == [sv.SpawnWorker(sid, 0)]
+    # a fresh burst after the pause
+    assert sv.SpawnWorker(sid, 0) in m.die(m.workers_of(sid)[0], 1)
+
+
+def test_many_workers_killed_at_once_are_all_replaced_at_once() -> None:
+    m = FakeMaster()
+    sid = m.add(50)
+    m.start()
+    for pid in list(m.alive):
+        m.die(pid, -9)
+    assert sorted(m.workers_of(sid)) == list(range(50))
+    assert m.of_type(sv.Throttled) == []
+
+
+def test_scale_up_does_not_eat_the_restart_budget() -> None:
+    m = FakeMaster()
+    sid = m.add(1)
+    m.start()
+    m.feed(sv.Reconfigured(sid, 10))
+    assert len(m.workers_of(sid)) == 10
+    for wid in range(10):
+        m.die(m.workers_of(sid)[wid], 1)
+    assert m.of_type(sv.Throttled) == []
 
 
 def test_patched_gate_means_instant_respawns() -> None:
@@ -213,6 +236,7 @@ def test_reload_clears_the_fork_history() -> None:
     m = FakeMaster()
     sid = m.add(1)
     m.start()
+    m.die(m.workers_of(sid)[0], 1)
     m.die(m.workers_of(sid)[0], 1)
     m.feed(sv.ReloadRequested())
     assert sv.SpawnWorker(sid, 0) in m.die(m.workers_of(sid)[0], 0)
