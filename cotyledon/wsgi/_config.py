@@ -512,7 +512,7 @@ def default_text(name: str, cli: Cli, literal: str = "") -> str:
         return f"systemd sockets, else {q}0.0.0.0:$PORT{q}, else {q}127.0.0.1:8000{q}"
     if isinstance(default, tuple):
         return f"{q}{','.join(default)}{q}" if default else "none"
-    if default is None:
+    if default is None or default == "":
         return "none"
     if isinstance(default, bool):
         return "on" if default else "off"
