@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import signal
 import subprocess
 import sys
@@ -68,6 +69,7 @@ def measure(
     name: str, app: str, duration: int, reloads: int, keepalive: bool
 ) -> dict[str, object]:
     mode = "keep-alive" if keepalive else "close"
+    load = os.getloadavg()[0]
     running = start(name, app, f"reload-{name.replace(' ', '-')}-{app}-{mode}")
     try:
         wrk(running.port, 1, keepalive=keepalive)  # warm-up
@@ -100,6 +102,7 @@ def measure(
         "took": took,
         "master alive": alive,
         "original workers left": survivors,
+        "load": load,
     }
 
 
@@ -162,6 +165,12 @@ def run(servers: list[str], app: str, duration: int, reloads: int) -> str:
         "",
         table(headers, [row(r) for r in results]),
     ]
+    if results:
+        loads = [float(r["load"]) for r in results]  # type: ignore[arg-type]
+        notes.append(
+            f"1-minute load average before the runs: {min(loads):.1f} to {max(loads):.1f} "
+            "(above ~2 means other programs shared the 2 cores)"
+        )
     text.extend(f"\nNote: {n}" for n in notes)
     return "\n".join(text) + "\n"
 

@@ -191,7 +191,7 @@ def measure_steady(python: str, label: str, repeats: int) -> dict[str, float]:
 
 
 def measure(python: str, label: str, sizes: list[int], repeats: int) -> dict[str, float]:
-    figures: dict[str, float] = {}
+    figures: dict[str, float] = {"load average (1 min) at start": os.getloadavg()[0]}
     for workers in sizes:
         starts, stops = [], []
         for _ in range(repeats):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -46,7 +47,7 @@ WARMUP_SECONDS = 1
 def measure_server(name: str, app: str, duration: int) -> dict[str, object]:
     """Start one server on one app, load it both ways, read its workers' memory."""
     running = start(name, app, f"throughput-{name.replace(' ', '-')}-{app}")
-    row: dict[str, object] = {"server": name, "app": app}
+    row: dict[str, object] = {"server": name, "app": app, "load": os.getloadavg()[0]}
     try:
         wrk(running.port, WARMUP_SECONDS, keepalive=True)
         for keepalive in (True, False):
@@ -64,6 +65,25 @@ def measure_server(name: str, app: str, duration: int) -> dict[str, object]:
     return row
 
 
+def merge(rounds: list[dict[str, object]]) -> dict[str, object]:
+    """One row from several rounds of the same server and app: medians, errors summed."""
+    merged = dict(rounds[0])
+    for mode in ("keep-alive", "close"):
+        runs = [r[mode] for r in rounds]
+        merged[mode] = {
+            key: median([run[key] for run in runs])  # type: ignore[index]
+            for key in ("requests_per_s", "p50_ms", "p99_ms")
+        }
+        merged[mode]["errors"] = sum(run["errors"] for run in runs)  # type: ignore[index]
+        details = [run["error_detail"] for run in runs if run["error_detail"]]  # type: ignore[index]
+        merged[mode]["error_detail"] = "; ".join(details)  # type: ignore[index]
+    for key in ("uss_mib", "rss_mib"):
+        merged[key] = median([r[key] for r in rounds])  # type: ignore[misc]
+    merged["load"] = max(r["load"] for r in rounds)  # type: ignore[type-var]
+    merged["rounds"] = len(rounds)
+    return merged
+
+
 def render(rows: list[dict[str, object]], duration: int, notes: list[str]) -> str:
     """Markdown: one table per app and mode, ratios against gunicorn gthread."""
     out = [
@@ -71,6 +91,7 @@ def render(rows: list[dict[str, object]], duration: int, notes: list[str]) -> st
         "",
         (
             f"Machine: {machine()}. wrk -t2 -c64 -d{duration}s --latency on 127.0.0.1, "
+            "median of the rounds (servers rotated each round), "
             f"after a {WARMUP_SECONDS}s warm-up. gunicorn and ours: {WORKERS} workers "
             f"(gthread and ours x {THREADS} threads); waitress: 1 process x {THREADS} "
             "threads. wrk and the servers share the 2 cores. Ratio = requests/s vs "
@@ -145,20 +166,31 @@ def plot(json_path: Path, png_path: Path) -> str:
     return f"plot: {png_path.relative_to(BENCH.parent)}"
 
 
-def run(servers: list[str], apps: list[str], duration: int) -> str:
+def run(servers: list[str], apps: list[str], duration: int, rounds: int) -> str:
     notes = []
     if "ours" in servers and (why := ours_available()):
         notes.append(f"ours not measured: {why}")
         servers = [s for s in servers if s != "ours"]
     rows = []
     for app in apps:
-        for name in servers:
-            log(f"throughput: {name} / {app}")
-            try:
-                rows.append(measure_server(name, app, duration))
-            except (BenchError, subprocess.SubprocessError, OSError) as exc:
-                notes.append(f"{name} on {app} failed: {str(exc)[-500:]}")
-                log(notes[-1])
+        per_server: dict[str, list[dict[str, object]]] = {name: [] for name in servers}
+        for round_no in range(rounds):
+            # Rotate the order so that background load is spread over every server.
+            shift = round_no % max(len(servers), 1)
+            for name in servers[shift:] + servers[:shift]:
+                log(f"throughput: {name} / {app} (round {round_no + 1}/{rounds})")
+                try:
+                    per_server[name].append(measure_server(name, app, duration))
+                except (BenchError, subprocess.SubprocessError, OSError) as exc:
+                    notes.append(f"{name} on {app} failed: {str(exc)[-500:]}")
+                    log(notes[-1])
+        rows.extend(merge(runs) for runs in per_server.values() if runs)
+    loads = [float(r["load"]) for r in rows]  # type: ignore[arg-type]
+    if loads:
+        notes.append(
+            f"1-minute load average before the runs: {min(loads):.1f} to {max(loads):.1f} "
+            "(above ~2 means other programs shared the 2 cores during the measure)"
+        )
     stamp = time.strftime("%Y-%m-%d")
     json_path = results_dir() / f"wsgi-throughput-{stamp}.json"
     json_path.write_text(json.dumps(rows, indent=1))
@@ -170,10 +202,11 @@ def run(servers: list[str], apps: list[str], duration: int) -> str:
 def main(argv: list[str] | None = None) -> str:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
+    parser.add_argument("--rounds", type=int, default=2, help="median over rounds")
     parser.add_argument("--servers", default=",".join(SERVERS))
     parser.add_argument("--apps", default=",".join(APPS))
     args = parser.parse_args(argv)
-    text = run(args.servers.split(","), args.apps.split(","), args.duration)
+    text = run(args.servers.split(","), args.apps.split(","), args.duration, args.rounds)
     print(text)
     return text
 
