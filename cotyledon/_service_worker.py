@@ -122,6 +122,7 @@ class ServiceWorker:
         self._terminating = False
         self._parent_died = False
         self._exit_code: int | None = None
+        self._armed_timeout: float | None = None
         self._signals: _signals.SignalPipe | None = None
 
     # -- start-up --------------------------------------------------------------------
@@ -194,7 +195,7 @@ class ServiceWorker:
         elif signum == signal.SIGALRM:
             LOG.info(
                 "Graceful shutdown timeout (%s) exceeded, exiting %s now.",
-                self._timeout(),
+                self._armed_timeout if self._armed_timeout is not None else self._timeout(),
                 self.title,
             )
             _flush_and_exit(1)
@@ -230,6 +231,7 @@ class ServiceWorker:
         if not timeout and self._parent_died:
             timeout = self.config.graceful_shutdown_timeout or ORPHAN_TIMEOUT
         if timeout and timeout > 0:
+            self._armed_timeout = timeout
             signal.setitimer(signal.ITIMER_REAL, timeout)
         self._in_thread("service-terminate", self._terminate)
 

@@ -31,11 +31,13 @@ class Forker(cotyledon.Service):
         super().__init__(worker_id)
         self._stop = threading.Event()
         self.grandchild = 0
+        # PR_GET_PDEATHSIG, from the main thread (the setting is per thread; new threads
+        # start without it, but the kernel signals the whole process when any has it).
+        sig = ctypes.c_int()
+        ctypes.CDLL(None).prctl(2, ctypes.byref(sig), 0, 0, 0)
+        say(f"pdeathsig={sig.value}")
 
     def run(self) -> None:
-        sig = ctypes.c_int()
-        ctypes.CDLL(None).prctl(2, ctypes.byref(sig), 0, 0, 0)  # PR_GET_PDEATHSIG
-        say(f"pdeathsig={sig.value}")
         pid = os.fork()
         if pid == 0:
             signal.pause()  # until the worker stops us
