@@ -14,6 +14,7 @@ share both. The ``cotyledon-wsgi`` command is a thin wrapper around it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -72,6 +73,34 @@ def check_app(app: str | WSGIApp, config: ServerConfig | None = None) -> WSGIApp
     return loaded
 
 
+def _forward_reopen_signal(manager: ServiceManager, service_id: ServiceId) -> None:
+    """SIGUSR1 to the master reaches this service's workers (they reopen the access log).
+
+    Installed only from the main thread. Processes forked from the master inherit the
+    handler; it does nothing outside the master.
+    """
+    import os  # noqa: PLC0415
+    import signal  # noqa: PLC0415
+    import threading  # noqa: PLC0415
+
+    if threading.current_thread() is not threading.main_thread():
+        LOG.warning("add() not called from the main thread: SIGUSR1 is not forwarded")
+        return
+    master = os.getpid()
+
+    def forward(signum: int, frame: object) -> None:
+        if os.getpid() != master:
+            return
+        # NOTE: the manager has no public "signal the workers of a service" call yet.
+        supervisor = getattr(manager, "_supervisor", None)
+        pids = supervisor.current_pids(service_id).values() if supervisor is not None else ()
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGUSR1)
+
+    signal.signal(signal.SIGUSR1, forward)
+
+
 def add(
     manager: ServiceManager,
     app: str | WSGIApp,
@@ -124,6 +153,8 @@ def add(
         WSGIService, workers=config.workers, args=(target, config, sockets)
     )
     manager.register_hooks(on_terminate=lambda: _listeners.close_listeners(listeners))
+    if config.access_log_file not in (None, "-"):
+        _forward_reopen_signal(manager, service_id)
     for listener in listeners:
         LOG.info(
             "Listening at %s (%d workers, %d threads)",
