@@ -20,7 +20,7 @@ import socket
 import threading
 from collections.abc import MutableMapping
 
-from cotyledon import _systemd
+from cotyledon import _control, _systemd
 from cotyledon._systemd import ListenFd, ListenFdsError, booted
 
 __all__ = [
@@ -43,17 +43,11 @@ _adopted: dict[str, list[socket.socket]] | None = None
 
 
 def _in_worker() -> bool:
-    try:
-        from cotyledon import _control  # noqa: PLC0415 - optional until the core lands
-    except ImportError:
-        return False
-    return bool(_control.in_worker())
+    return _control.in_worker()
 
 
 def _send_to_master(kind: str, payload: str) -> bool:
-    from cotyledon import _control  # noqa: PLC0415 - only reached in a worker
-
-    return bool(_control.send_to_master(kind, payload))
+    return _control.send_to_master(kind, payload)
 
 
 def _master_notifier() -> _systemd.Notifier:
