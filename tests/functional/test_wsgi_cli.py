@@ -1,0 +1,253 @@
+"""The cotyledon-wsgi command and the add() API, as real processes under the real manager.
+
+Each test starts the server with port 0 (or a unix socket, or a socket it bound itself and
+passes as fd://N), reads the real address from the "Listening at" line, talks HTTP over
+real sockets, and stops the server with a signal. The `program` fixture fails the test if
+any process is left behind.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.functional.wsgi_helpers import RawClient
+from tests.support.processes import Program, wait_for
+
+pytestmark = pytest.mark.timeout(90)
+
+LISTENING = r"Listening at (\S+) \((\d+) workers, (\d+) threads\)"
+
+
+def start(program: type[Program], *args: str, env: dict[str, str] | None = None) -> Program:
+    return program([sys.executable, "-m", "cotyledon.wsgi", *args], env=env)
+
+
+def tcp_address(url: str) -> tuple[str, int]:
+    match = re.fullmatch(r"http://\[?([^\]]+?)\]?:(\d+)", url)
+    assert match, url
+    return match.group(1), int(match.group(2))
+
+
+def serving_workers(prog: Program, count: int) -> list[int]:
+    """Wait until the master has ``count`` worker processes; return their pids."""
+    workers = wait_for(lambda: len(prog.descendants()) == count and prog.descendants(), 30)
+    assert isinstance(workers, list)
+    return workers
+
+
+def stop(prog: Program, signum: int = signal.SIGTERM) -> int:
+    prog.signal(signum)
+    return prog.wait(30)
+
+
+def test_readme_demo_serves_and_stops_cleanly(program: type[Program]) -> None:
+    prog = start(program, "--workers", "2", "-b", "127.0.0.1:0", "examples.wsgi.hello:app")
+    match = prog.wait_line(LISTENING, 30)
+    assert match.group(2, 3) == ("2", "8")
+    address = tcp_address(match.group(1))
+    serving_workers(prog, 2)
+    with RawClient(address) as client:
+        resp = client.get("/")
+        assert (resp.status, resp.body) == (200, b"Hello, World!\n")
+        assert client.get("/again").status == 200  # keep-alive through the real worker
+    assert stop(prog) == 0
+    assert not prog.descendants()
+
+
+def test_ctrl_c_stops_the_server(program: type[Program]) -> None:
+    prog = start(program, "-b", "127.0.0.1:0", "examples.wsgi.hello:app")
+    address = tcp_address(prog.wait_line(LISTENING, 30).group(1))
+    serving_workers(prog, 1)
+    with RawClient(address) as client:
+        assert client.get("/").status == 200
+    stop(prog, signal.SIGINT)
+    assert not prog.descendants()
+
+
+def test_pipelining_and_chunked_through_the_cli(program: type[Program]) -> None:
+    prog = start(program, "-b", "127.0.0.1:0", "examples.wsgi.stream_app:app")
+    address = tcp_address(prog.wait_line(LISTENING, 30).group(1))
+    with RawClient(address) as client:
+        client.send(
+            b"GET /stream HTTP/1.1\r\nHost: t\r\n\r\n"
+            b"POST /upload HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"5\r\nhello\r\n0\r\n\r\n"
+            b"GET /file HTTP/1.1\r\nHost: t\r\n\r\n"
+        )
+        assert client.response().body == b"chunk 0\nchunk 1\nchunk 2\n"
+        assert client.response().body == b"5\n"
+        source = Path("examples/wsgi/stream_app.py").read_bytes()
+        assert client.response().body == source
+
+
+def test_unix_socket(program: type[Program], tmp_path: Path) -> None:
+    path = tmp_path / "http.sock"
+    prog = start(program, "-b", f"unix:{path}", "examples.wsgi.hello:app")
+    prog.wait_line(LISTENING, 30)
+    with RawClient(str(path)) as client:
+        assert client.get("/").status == 200
+    assert stop(prog) == 0
+
+
+def _ipv6_available() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _ipv6_available(), reason="no IPv6 loopback here")
+def test_ipv6(program: type[Program]) -> None:
+    prog = start(program, "-b", "[::1]:0", "examples.wsgi.hello:app")
+    host, port = tcp_address(prog.wait_line(LISTENING, 30).group(1))
+    assert host == "::1"
+    with RawClient((host, port)) as client:
+        assert client.get("/").status == 200
+
+
+def test_inherited_fd_and_several_binds(program: type[Program], tmp_path: Path) -> None:
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    port = listener.getsockname()[1]
+    fd = listener.fileno()
+    try:
+        prog = program(
+            [
+                sys.executable,
+                "-m",
+                "cotyledon.wsgi",
+                "-b",
+                f"fd://{fd}",
+                "-b",
+                f"unix:{tmp_path / 's'}",
+                "examples.wsgi.hello:app",
+            ],
+            pass_fds=[fd],
+        )
+        prog.wait_line(LISTENING, 30)
+        prog.wait_line(LISTENING, 30)
+    finally:
+        listener.close()  # the server holds its own copy
+    with RawClient(("127.0.0.1", port)) as client:
+        assert client.get("/").status == 200
+    with RawClient(str(tmp_path / "s")) as client:
+        assert client.get("/").status == 200
+
+
+def test_bad_app_stops_start_up(program: type[Program]) -> None:
+    prog = start(program, "-w", "2", "-b", "127.0.0.1:0", "examples.wsgi.no_such_app:app")
+    assert prog.wait(30) != 0
+    output = prog.output()
+    assert "no_such_app" in output
+    assert "Listening at" not in output
+    assert "Traceback" not in output.split("no_such_app")[0]
+
+
+def test_app_raising_on_import_stops_start_up(program: type[Program], tmp_path: Path) -> None:
+    (tmp_path / "broken_app.py").write_text("raise RuntimeError('database unreachable')\n")
+    prog = start(program, "--pythonpath", str(tmp_path), "-b", "127.0.0.1:0", "broken_app:app")
+    assert prog.wait(30) != 0
+    assert "database unreachable" in prog.output()
+
+
+def test_check_config(program: type[Program]) -> None:
+    good = start(program, "--check-config", "examples.wsgi.hello:app")
+    assert good.wait(30) == 0
+    bad = start(program, "--check-config", "examples.wsgi.hello:nothing")
+    assert bad.wait(30) == 1
+    assert "nothing" in bad.output()
+
+
+def test_web_concurrency_sets_workers(program: type[Program]) -> None:
+    prog = start(
+        program, "-b", "127.0.0.1:0", "examples.wsgi.hello:app", env={"WEB_CONCURRENCY": "3"}
+    )
+    assert prog.wait_line(LISTENING, 30).group(2) == "3"
+    serving_workers(prog, 3)
+
+
+def _access_lines(prog: Program, address: Any, count: int) -> list[str]:
+    with RawClient(address) as client:
+        for number in range(count):
+            headers = "Referer: http://ref/\r\nUser-Agent: tester/1.0\r\n"
+            assert client.get(f"/p{number}?q=1", headers).status == 200
+    return [prog.wait_line(f"GET /p{number}", 30).string for number in range(count)]
+
+
+def test_access_log_combined(program: type[Program]) -> None:
+    prog = start(program, "-b", "127.0.0.1:0", "--access-log-file", "-", "examples.wsgi.hello:app")
+    address = tcp_address(prog.wait_line(LISTENING, 30).group(1))
+    (line,) = _access_lines(prog, address, 1)
+    assert re.search(r'^127\.0\.0\.1 - - \[[^]]+\] "GET /p0\?q=1 HTTP/1\.1" 200 \d+ ', line)
+    assert '"http://ref/" "tester/1.0"' in line
+
+
+def test_access_log_json(program: type[Program], tmp_path: Path) -> None:
+    log = tmp_path / "access.log"
+    prog = start(
+        program,
+        "-b",
+        "127.0.0.1:0",
+        "--access-log-file",
+        str(log),
+        "--access-log-format",
+        "json",
+        "examples.wsgi.hello:app",
+    )
+    address = tcp_address(prog.wait_line(LISTENING, 30).group(1))
+    with RawClient(address) as client:
+        assert client.get("/json?x=1", 'User-Agent: a"b\\c\r\n').status == 200
+    text = wait_for(lambda: log.exists() and log.read_text().strip(), 30)
+    assert isinstance(text, str)
+    record = json.loads(text.splitlines()[0])
+    assert record["status"] == 200
+    values = [str(value) for value in record.values()]
+    assert any("/json?x=1" in value for value in values)
+    assert 'a"b\\c' in values  # quote and backslash survive the JSON escaping
+
+
+def test_overload_503_through_the_cli(program: type[Program]) -> None:
+    prog = start(
+        program,
+        "-b",
+        "127.0.0.1:0",
+        "--threads",
+        "1",
+        "--max-queue",
+        "0",
+        "examples.wsgi.sleep_app:app",
+    )
+    address = tcp_address(prog.wait_line(LISTENING, 30).group(1))
+    with RawClient(address) as busy, RawClient(address) as extra:
+        busy.send(b"GET /?ms=3000 HTTP/1.1\r\nHost: t\r\n\r\n")
+        # The first request holds the only thread; keep trying until the worker has taken
+        # it, then a second request must be refused at once.
+        extra.send(b"GET /?ms=0 HTTP/1.1\r\nHost: t\r\n\r\n")
+        first = extra.response()
+        if first.status == 200:  # the pool was not busy yet: try again on a new connection
+            with RawClient(address) as again:
+                again.send(b"GET /?ms=0 HTTP/1.1\r\nHost: t\r\n\r\n")
+                first = again.response()
+        assert first.status == 503
+        assert busy.response().status == 200
+
+
+def test_api_example_with_another_service(program: type[Program]) -> None:
+    prog = program.example("wsgi/with_service.py", "127.0.0.1:0")
+    address = tcp_address(prog.wait_line(LISTENING, 30).group(1))
+    prog.wait_line(r"ticker 0 started", 30)
+    with RawClient(address) as client:
+        assert client.get("/").body == b"served next to a ticker\n"
+    serving_workers(prog, 3)
+    assert stop(prog) == 0
