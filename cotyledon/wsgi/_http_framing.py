@@ -164,7 +164,7 @@ class ChunkedReader:
         if end < 0:
             if buf.find(b"\n", 0, limit + 2) >= 0:
                 raise RemoteProtocolError(f"bare LF in {what}")
-            if len(buf) > limit:
+            if len(buf) > limit + 1 or (len(buf) == limit + 1 and buf[-1] != 0x0D):
                 raise RemoteProtocolError(f"{what} too long", status)
             return None
         line = bytes(buf[:end])

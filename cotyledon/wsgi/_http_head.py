@@ -177,7 +177,8 @@ class HeadReader:
             return
         limit = self._limits.max_request_line
         if buf.find(b"\r\n", 0, limit + 2) < 0:
-            if len(buf) > limit:
+            # a line of exactly ``limit`` bytes may be waiting for the LF of its CRLF
+            if len(buf) > limit + 1 or (len(buf) == limit + 1 and buf[-1] != 0x0D):
                 raise RemoteProtocolError("request line too long", 414)
             return
         self._line_checked = True
@@ -202,7 +203,9 @@ class HeadReader:
                 raise exc.__context__ from None
             raise RemoteProtocolError("malformed request") from exc
         except httptools.HttpParserInvalidMethodError:
-            method = bytes(buf[: buf.find(b" ")])
+            # the method is what precedes the first SP, or all we have if no SP came yet
+            space = buf.find(b" ")
+            method = bytes(buf[:space] if space >= 0 else buf)
             if TOKEN_RE.fullmatch(method) is not None:
                 # RFC 9110 §9.1: a method we do not know (llhttp knows the registered ones).
                 raise RemoteProtocolError("method not implemented", 501) from None
@@ -319,10 +322,13 @@ class HeadReader:
 def _check_target(method: bytes, target: bytes) -> None:
     # RFC 9112 §3.2: origin-form, absolute-form, authority-form (CONNECT only), asterisk-form
     # (OPTIONS only).  llhttp already refused CTLs, SP and non-ASCII bytes.
-    if target[:1] == b"/":
-        return
     if method == b"CONNECT":
         raise RemoteProtocolError("CONNECT is not supported", 501)
+    if b"#" in target:
+        # RFC 9112 §3.2: no fragment in any form (llhttp lets '#' through)
+        raise RemoteProtocolError("invalid request target")
+    if target[:1] == b"/":
+        return
     if target == b"*":
         if method != b"OPTIONS":
             raise RemoteProtocolError("asterisk-form request target is only for OPTIONS")
