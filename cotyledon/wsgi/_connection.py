@@ -46,6 +46,8 @@ LOG = logging.getLogger("cotyledon.wsgi.connection")
 RECV_SIZE = 65536
 JOIN_LIMIT = 262144  # bodies up to this size are joined with the head into one send
 SEND_TIMEOUT = 30.0  # seconds without any progress before a slow reader is dropped
+DRAIN_SECONDS = 2.0  # reading what a client still sends after an error response...
+DRAIN_BYTES = 1 << 20  # ...stops after this long or this many bytes
 SERVER_HEADER = (b"Server", b"cotyledon")
 
 
@@ -87,6 +89,7 @@ class Connection:
     __slots__ = (
         "base",
         "deadline",
+        "drain",
         "fd",
         "head_started",
         "idle",
@@ -104,6 +107,7 @@ class Connection:
         self.idle = True
         self.deadline = 0.0
         self.head_started = False  # bytes of a new request head were received
+        self.drain = False  # read what the client still sends before closing (errors)
 
     # -- raw I/O on the non-blocking socket ---------------------------------------------
 
@@ -157,10 +161,27 @@ class Connection:
         return total
 
     def close(self) -> None:
-        """Half-close, read what is in flight so the kernel does not reset, then close."""
+        """Half-close, read what is in flight so the kernel does not reset, then close.
+
+        After an error response (:attr:`drain`) keep reading for a short while (bounded in
+        time and bytes, RFC 9112 section 9.6): closing with unread bytes would make the
+        kernel reset the connection and the client could lose the response.
+        """
         try:
             self.sock.shutdown(socket.SHUT_WR)
-            self.sock.recv(RECV_SIZE)
+            budget = DRAIN_BYTES if self.drain else RECV_SIZE
+            deadline = time.monotonic() + DRAIN_SECONDS
+            while budget > 0:
+                data = self.recv_nowait()
+                if data is None:
+                    if not self.drain or not _wait(
+                        self.fd, select.POLLIN, deadline - time.monotonic()
+                    ):
+                        break
+                    continue
+                if not data:
+                    break
+                budget -= len(data)
         except OSError:
             pass
         self.sock.close()
@@ -323,6 +344,7 @@ class RequestHandler:
 
     def _reject(self, conn: Connection, exc: HTTPError) -> None:
         LOG.debug("Bad request from %s: %r", conn.peer, exc)
+        conn.drain = True
         with contextlib.suppress(OSError, HTTPError):
             conn.send(conn.protocol.error_response(exc))
 
@@ -366,6 +388,7 @@ class RequestHandler:
             LOG.error("Error in the WSGI application", exc_info=exc)
             error = HTTPError("Internal Server Error", 500)
         conn.protocol.disable_keep_alive()
+        conn.drain = True
         try:
             payload = conn.protocol.error_response(error)
             conn.send(payload)

@@ -238,6 +238,7 @@ class Server:
         conn.recv_nowait()
         with contextlib.suppress(OSError):
             conn.sock.send(OVERLOADED)
+        conn.drain = False
         self._forget(conn)
 
     def _serve(self, conn: Connection) -> None:
@@ -278,6 +279,7 @@ class Server:
             if conn.head_started:  # part of a head came, too slowly
                 with contextlib.suppress(OSError):
                     conn.sock.send(TIMED_OUT)
+            conn.drain = False  # never block the selector thread
             self._forget(conn)
 
     def _close_all(self) -> None:
