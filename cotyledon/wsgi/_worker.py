@@ -93,6 +93,7 @@ class Server:
         self.config = config
         self.clock = clock
         self._stopping = threading.Event()
+        self._started = threading.Event()
         self._drained = threading.Event()
         self._new_protocol = _make_protocol(config)
         self._builder = EnvironBuilder(
@@ -115,6 +116,7 @@ class Server:
         self._conns: dict[int, Connection] = {}
         self._epoll = select.epoll()
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._wake_lock = threading.Lock()  # no write to the pipe once it is closed
         self._pool = futurist.ThreadPoolExecutor(
             max_workers=config.threads, check_and_reject=_rejector(config.max_queue)
         )
@@ -126,6 +128,7 @@ class Server:
 
     def serve_forever(self) -> None:
         """Run until :meth:`stop`; returns once in-flight requests are done."""
+        self._started.set()
         self._epoll.register(self._wake_r, select.EPOLLIN)
         self._set_accepting(True)
         try:
@@ -140,8 +143,9 @@ class Server:
         Thread-safe; returns True when every request finished in time.
         """
         self._stopping.set()
-        with contextlib.suppress(OSError):
-            os.write(self._wake_w, b"x")
+        if not self._started.is_set():  # stopped before it ran: nothing to drain
+            return True
+        self._wake()
         drained = self._drained.wait(timeout)
         self._pool.shutdown(wait=False)
         return drained
@@ -269,8 +273,14 @@ class Server:
             self._epoll.unregister(conn.fd)
         conn.close()
         if self._stopping.is_set():
-            with contextlib.suppress(OSError):
-                os.write(self._wake_w, b"x")
+            self._wake()
+
+    def _wake(self) -> None:
+        """Wake the selector thread (thread-safe; a no-op once the loop has ended)."""
+        with self._wake_lock:
+            if self._wake_w >= 0:
+                with contextlib.suppress(OSError):
+                    os.write(self._wake_w, b"x")
 
     def _close_idle(self, *, expired_only: bool, now: float = 0.0) -> None:
         for conn in list(self._conns.values()):
@@ -286,8 +296,10 @@ class Server:
         for conn in list(self._conns.values()):
             self._forget(conn)
         self._epoll.close()
-        os.close(self._wake_r)
-        os.close(self._wake_w)
+        with self._wake_lock:
+            os.close(self._wake_r)
+            os.close(self._wake_w)
+            self._wake_w = -1
 
 
 class WSGIService(cotyledon.Service):
