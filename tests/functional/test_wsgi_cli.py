@@ -251,3 +251,41 @@ def test_api_example_with_another_service(program: type[Program]) -> None:
         assert client.get("/").body == b"served next to a ticker\n"
     serving_workers(prog, 3)
     assert stop(prog) == 0
+
+
+API_ERRORS = """
+import sys
+import cotyledon
+import cotyledon.wsgi
+
+manager = cotyledon.ServiceManager()
+for app, bind in (("examples.wsgi.missing:app", "127.0.0.1:0"),
+                  ("examples.wsgi.hello:app", sys.argv[1]),
+                  ("examples.wsgi.hello:app", "not an address")):
+    try:
+        cotyledon.wsgi.add(manager, app, bind=bind)
+    except (RuntimeError, OSError, ValueError) as exc:
+        print("refused:", type(exc).__mro__[1].__name__, exc, flush=True)
+try:
+    cotyledon.wsgi.add(manager, "examples.wsgi.hello:app", workers=0)
+except ValueError as exc:
+    print("refused:", exc, flush=True)
+"""
+
+
+def test_api_errors_surface_at_add(program: type[Program]) -> None:
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen(1)
+    try:
+        port = busy.getsockname()[1]
+        prog = program([sys.executable, "-c", API_ERRORS, f"127.0.0.1:{port}"])
+        assert prog.wait(30) == 0
+    finally:
+        busy.close()
+    refusals = [line for line in prog.lines if line.startswith("refused:")]
+    assert len(refusals) == 4, prog.output()
+    assert "missing" in refusals[0]
+    assert str(port) in refusals[1] or "in use" in refusals[1].lower()
+    assert "not an address" in refusals[2]
+    assert "workers: must be an int >= 1, not: 0" in refusals[3]
