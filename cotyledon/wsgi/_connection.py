@@ -346,7 +346,10 @@ class RequestHandler:
         LOG.debug("Bad request from %s: %r", conn.peer, exc)
         conn.drain = True
         with contextlib.suppress(OSError, HTTPError):
-            conn.send(conn.protocol.error_response(exc))
+            conn.send(conn.protocol.error_response(exc, self._extra_headers()))
+
+    def _extra_headers(self) -> list[tuple[bytes, bytes]]:
+        return [(b"Date", self.dates.get()), SERVER_HEADER]
 
     def respond(self, conn: Connection, request: Request) -> bool:
         """Run the app for ``request``; True when the connection may serve another one."""
@@ -390,7 +393,7 @@ class RequestHandler:
         conn.protocol.disable_keep_alive()
         conn.drain = True
         try:
-            payload = conn.protocol.error_response(error)
+            payload = conn.protocol.error_response(error, self._extra_headers())
             conn.send(payload)
         except (OSError, HTTPError):
             return 0

@@ -251,7 +251,7 @@ class Server:
         was_started = conn.head_started
         try:
             keep = self.handler.handle(conn)
-        except Exception:
+        except BaseException:  # even SystemExit from an app: this thread must close conn
             LOG.exception("Unexpected error serving %s", conn.peer)
         if not keep or self._stopping.is_set():
             self._forget(conn)

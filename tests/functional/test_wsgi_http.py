@@ -375,3 +375,21 @@ def test_graceful_stop_finishes_in_flight_requests() -> None:
         assert resp.header("connection") == "close"
         stopper.join(20)
         assert result == [True]
+
+
+def test_system_exit_in_the_app_only_closes_that_connection(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def exiting_app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        if environ["PATH_INFO"] == "/exit":
+            raise SystemExit(3)
+        return echo_app(environ, start_response)
+
+    with serving(exiting_app) as (server, port):
+        with RawClient(("127.0.0.1", port)) as client:
+            client.send(b"GET /exit HTTP/1.1\r\nHost: t\r\n\r\n")
+            assert client.wait_closed()
+        wait_until(lambda: server.connections == 0)
+        with RawClient(("127.0.0.1", port)) as client:
+            assert client.get("/").status == 200
+    assert "Unexpected error" in caplog.text
