@@ -2,11 +2,14 @@
 
 Run it, then ``kill -TERM <master pid>`` (or Ctrl-C). Every worker prints a line when it
 starts, so tests can synchronise on it; the library's own lines are logged at DEBUG.
+With ``NEIGHBOUR=1`` the program also starts a ``sleep`` of its own before run(), in the
+same process group: the manager must neither signal it nor reap it.
 """
 
 from __future__ import annotations
 
 import os
+import subprocess
 import threading
 
 from _common import say, setup_logging
@@ -42,6 +45,9 @@ def main() -> None:
     manager = cotyledon.ServiceManager()
     manager.add(Ticker, workers=2)
     manager.add(Printer)
+    if os.environ.get("NEIGHBOUR"):
+        neighbour = subprocess.Popen(["sleep", "120"], stdout=subprocess.DEVNULL)
+        say(f"neighbour pid={neighbour.pid}")
     say(f"master pid={os.getpid()}")
     manager.run()
 

@@ -1,10 +1,11 @@
 """reconfigure() and add() take effect at once, even from a hook.
 
-    python examples/reconfigure.py up|down|add
+    python examples/reconfigure.py up|down|add|flap
 
 On SIGHUP the on_reload hook changes the configuration: ``up`` raises the workers from 2
 to 4, ``down`` lowers them to 1 (the surplus workers stop and are not respawned),
-``add`` adds a second service. The services reload in place (no respawn on SIGHUP).
+``add`` adds a second service, ``flap`` raises them to 6 and at once back to 2 (the
+master SIGTERMs workers it has just forked). The services reload in place (no respawn on SIGHUP).
 """
 
 from __future__ import annotations
@@ -51,6 +52,9 @@ def main() -> None:
             manager.reconfigure(sid, 4)
         elif mode == "down":
             manager.reconfigure(sid, 1)
+        elif mode == "flap":
+            manager.reconfigure(sid, 6)
+            manager.reconfigure(sid, 2)
         else:
             manager.add(Extra, workers=2)
         say(f"reconfigured {mode}")
