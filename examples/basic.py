@@ -46,7 +46,8 @@ def main() -> None:
     manager.add(Ticker, workers=2)
     manager.add(Printer)
     if os.environ.get("NEIGHBOUR"):
-        neighbour = subprocess.Popen(["sleep", "120"], stdout=subprocess.DEVNULL)
+        quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+        neighbour = subprocess.Popen(["sleep", "120"], **quiet)
         say(f"neighbour pid={neighbour.pid}")
     say(f"master pid={os.getpid()}")
     manager.run()
