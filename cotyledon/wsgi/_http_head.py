@@ -70,6 +70,10 @@ _SPECIAL = frozenset(
     (b"host", b"content-length", b"transfer-encoding", b"connection", b"expect", b"content-type")
 )
 _NO_VALUES: list[bytes] = []
+# Methods llhttp is given as they are; for any other token it sees GET (see HeadReader._start).
+_LLHTTP_METHODS = frozenset(
+    (b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"OPTIONS", b"PATCH", b"TRACE")
+)
 _HTTP_VERSIONS = frozenset((b"1.0", b"1.1"))
 # RFC 9110 §8.6: Content-Length = 1*DIGIT; 18 digits at most, so int() stays exact and small.
 _DIGITS_RE = re.compile(rb"[0-9]{1,18}")
@@ -101,6 +105,7 @@ class HeadReader:
         "_headers",
         "_limits",
         "_line_checked",
+        "_method",
         "_parser",
         "_target",
         "body_length",
@@ -113,6 +118,7 @@ class HeadReader:
 
     def _reset(self) -> None:
         self._parser: httptools.HttpRequestParser | None = None
+        self._method: bytes | None = None
         self._fed = 0
         self._line_checked = False
         self._target = b""
@@ -133,18 +139,16 @@ class HeadReader:
             raise
 
     def _read(self, buf: bytearray, eof: bool) -> Request | ConnectionClosed | None:
-        fed = self._fed
-        if not fed:
+        if self._method is None:
             # RFC 9112 §2.2: a server SHOULD ignore at least one empty line before the
             # request-line (some clients send a CRLF after a POST body).
             while buf[:2] == b"\r\n":
                 del buf[:2]
             if not buf or buf == b"\r":
-                if eof:
-                    if buf:
-                        raise RemoteProtocolError("incomplete request head")
-                    return ConnectionClosed()
+                return _nothing_yet(buf, eof)
+            if not self._start(buf, eof):
                 return None
+        fed = self._fed
         max_head = self._limits.max_head_size
         end = buf.find(b"\r\n\r\n", fed - 3 if fed > 3 else 0)
         if end < 0:
@@ -172,6 +176,32 @@ class HeadReader:
         self._reset()
         return request
 
+    def _start(self, buf: bytearray, eof: bool) -> bool:
+        """Read the method ourselves and start llhttp; False until the method is complete.
+
+        RFC 9110 §9.1: a method is any token (the application answers 405 or 501 to those it
+        does not implement).  llhttp knows the registered methods only, so for any other token
+        it parses the same head with ``GET`` in place of the method.
+        """
+        space = buf.find(b" ")
+        candidate = buf if space < 0 else buf[:space]
+        if TOKEN_RE.fullmatch(candidate) is None:
+            raise RemoteProtocolError("invalid method")
+        if space < 0:
+            self._check_request_line(buf)
+            if eof:
+                raise RemoteProtocolError("incomplete request head")
+            return False
+        method = bytes(candidate)
+        if method == b"CONNECT":
+            raise RemoteProtocolError("CONNECT is not supported", 501)
+        self._method = method
+        parser = self._parser = httptools.HttpRequestParser(self)
+        if method not in _LLHTTP_METHODS:
+            parser.feed_data(b"GET")
+            self._fed = space
+        return True
+
     def _check_request_line(self, buf: bytearray) -> None:
         if self._line_checked:
             return
@@ -188,8 +218,7 @@ class HeadReader:
         if start == upto:
             return
         parser = self._parser
-        if parser is None:
-            parser = self._parser = httptools.HttpRequestParser(self)
+        assert parser is not None
         chunk = buf if start == 0 and upto == len(buf) else buf[start:upto]
         self._fed = upto
         try:
@@ -202,14 +231,6 @@ class HeadReader:
             if isinstance(exc.__context__, HTTPError):
                 raise exc.__context__ from None
             raise RemoteProtocolError("malformed request") from exc
-        except httptools.HttpParserInvalidMethodError:
-            # the method is what precedes the first SP, or all we have if no SP came yet
-            space = buf.find(b" ")
-            method = bytes(buf[:space] if space >= 0 else buf)
-            if TOKEN_RE.fullmatch(method) is not None:
-                # RFC 9110 §9.1: a method we do not know (llhttp knows the registered ones).
-                raise RemoteProtocolError("method not implemented", 501) from None
-            raise RemoteProtocolError("invalid method") from None
         except httptools.HttpParserError as exc:
             reason = str(exc)
             if reason == "Invalid HTTP version":
@@ -240,7 +261,8 @@ class HeadReader:
         parser = self._parser
         assert parser is not None
         version = parser.get_http_version().encode("ascii")
-        method: bytes = parser.get_method()
+        method = self._method
+        assert method is not None
         target = self._target
         if version not in _HTTP_VERSIONS:
             raise RemoteProtocolError("HTTP version not supported", 505)
@@ -317,6 +339,14 @@ class HeadReader:
         if max_body is not None and length > max_body:
             raise RemoteProtocolError("request body too large", 413)
         return length
+
+
+def _nothing_yet(buf: bytearray, eof: bool) -> ConnectionClosed | None:
+    if not eof:
+        return None
+    if buf:
+        raise RemoteProtocolError("incomplete request head")
+    return ConnectionClosed()
 
 
 def _check_target(method: bytes, target: bytes) -> None:
