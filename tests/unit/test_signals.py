@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 
 from cotyledon import _signals
 
@@ -43,7 +44,8 @@ def test_blocked_defers_delivery_until_the_block_ends() -> None:
     pipe.install()
     try:
         with _signals.blocked([signal.SIGUSR1]):
-            os.kill(os.getpid(), signal.SIGUSR1)
+            # to this thread: under xdist other threads would take a process signal
+            signal.pthread_kill(threading.get_ident(), signal.SIGUSR1)
             assert signal.SIGUSR1 in signal.sigpending()
             assert pipe.read() == []
         assert pipe.read() == [signal.SIGUSR1]
