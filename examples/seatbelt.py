@@ -38,10 +38,17 @@ class Forker(cotyledon.Service):
         say(f"pdeathsig={sig.value}")
 
     def run(self) -> None:
+        # Like any careful forker: block SIGTERM around fork, give the child the default
+        # action (not the worker's handler and wakeup pipe), then unblock.
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
         pid = os.fork()
         if pid == 0:
-            signal.pause()  # until the worker stops us
-            os._exit(0)
+            signal.set_wakeup_fd(-1)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
+            while True:
+                signal.pause()  # until the worker's SIGTERM kills us
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
         self.grandchild = pid
         say(f"worker pid={os.getpid()} grandchild pid={pid}")
         self._stop.wait()
