@@ -20,25 +20,17 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from cotyledon.wsgi._config import ConfigError, ServerConfig, make_config
+from cotyledon.wsgi._worker import WSGIService
 
 if TYPE_CHECKING:
     from cotyledon import ServiceManager
     from cotyledon.types import ServiceId
-    from cotyledon.wsgi._worker import WSGIService
 
 __all__ = ["ConfigError", "ServerConfig", "WSGIService", "add", "check_app", "resolve_binds"]
 
 LOG = logging.getLogger("cotyledon.wsgi")
 
 WSGIApp = Callable[..., Any]
-
-
-def __getattr__(name: str) -> Any:
-    if name == "WSGIService":  # imported lazily: the CLI's --help need not load the worker
-        from cotyledon.wsgi._worker import WSGIService  # noqa: PLC0415
-
-        return WSGIService
-    raise AttributeError(name)
 
 
 def resolve_binds(config: ServerConfig, environ: Mapping[str, str]) -> list[str]:
@@ -132,7 +124,6 @@ def add(
     import os  # noqa: PLC0415
 
     from cotyledon.wsgi import _listeners  # noqa: PLC0415
-    from cotyledon.wsgi._worker import WSGIService  # noqa: PLC0415
 
     changes = dict(options)
     if bind is not None:
