@@ -1,0 +1,407 @@
+"""The status port: a tiny HTTP server for the health page, run in the MASTER.
+
+Job: serve ``/`` (HTML), ``/json``, ``/_sysinfo`` and ``/metrics`` from a snapshot the
+master builds on demand, on its own listening socket (``--status-host``, default
+127.0.0.1, ``--status-port``), without ever blocking the master.
+
+Design: no thread and no timer of its own. The listening socket and every connection are
+non-blocking; the master's event loop adds :meth:`HealthServer.read_fds` and
+:meth:`HealthServer.write_fds` to its ``select()`` sets, calls :meth:`handle_readable` /
+:meth:`handle_writable` for the ready ones, and wakes up at :meth:`next_deadline` (only
+while a connection is open) to :meth:`expire` slow clients. Requests are parsed by our
+sans-IO :class:`~cotyledon.wsgi._http_protocol.ServerConnection` with small limits; one
+request per connection (``Connection: close``); at most ``max_connections`` at once
+(further clients wait in the kernel backlog).
+
+Must not: log at DEBUG or above for each request, run application code, or serve on a
+non-loopback address unless told to (the page shows pids, paths and sys.path).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import platform
+import socket
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from email.utils import formatdate
+from typing import Any
+
+from cotyledon.wsgi._health_render import (
+    HTML_CONTENT_TYPE,
+    JSON_CONTENT_TYPE,
+    METRICS_CONTENT_TYPE,
+    Snapshot,
+    WorkerRow,
+    render_html,
+    render_json,
+    render_metrics,
+    render_sysinfo,
+)
+from cotyledon.wsgi._http_events import (
+    NEED_DATA,
+    PAUSED,
+    ConnectionClosed,
+    EndOfMessage,
+    HTTPError,
+    Request,
+)
+from cotyledon.wsgi._http_protocol import Limits, ServerConnection
+from cotyledon.wsgi._rollout import RolloutStatus
+from cotyledon.wsgi._scoreboard import (
+    LATENCY_BUCKETS,
+    STATUS_CLASSES,
+    SlotStats,
+    SlotStatus,
+    Totals,
+)
+
+DEFAULT_HOST = "127.0.0.1"
+# A status request is a tiny GET: small limits keep a hostile client cheap for the master.
+HEALTH_LIMITS = Limits(
+    max_request_line=2048,
+    max_header_count=50,
+    max_header_size=4096,
+    max_head_size=16384,
+    max_body_size=1024,
+)
+_RECV_SIZE = 65536
+_SERVER = b"cotyledon-status"
+
+
+@dataclass
+class _Conn:
+    sock: socket.socket
+    deadline: float
+    http: ServerConnection = field(default_factory=lambda: ServerConnection(HEALTH_LIMITS, False))
+    out: bytearray = field(default_factory=bytearray)
+    request: Request | None = None
+    done: bool = False  # response complete: close once ``out`` is flushed
+
+
+def collect_sysinfo() -> dict[str, Any]:
+    """``/_sysinfo``: platform, Python build and paths (Spawning's ``/_sysinfo``, extended)."""
+    gil = getattr(sys, "_is_gil_enabled", None)
+    return {
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "hostname": platform.node(),
+        "python_version": platform.python_version(),
+        "python_implementation": platform.python_implementation(),
+        "python_build": list(platform.python_build()),
+        "python_compiler": platform.python_compiler(),
+        "gil_enabled": gil() if gil is not None else True,
+        "executable": sys.executable,
+        "sys_path": list(sys.path),
+        "pid": os.getpid(),
+        "cwd": os.getcwd(),
+        "tempdir": tempfile.gettempdir(),
+    }
+
+
+class HealthServer:
+    """The status port's listener and connections, driven by the master's event loop.
+
+    :param snapshot: called for each ``/``, ``/json`` and ``/metrics`` request.
+    :param sysinfo: called for each ``/_sysinfo`` request.
+    :param host: address to bind (default 127.0.0.1); ignored when ``sock`` is given.
+    :param port: port to bind; 0 picks a free one (read it back from :attr:`address`).
+    :param sock: an already bound listening socket to use instead.
+    :param timeout: seconds a client has to send its request and read the response.
+    :param max_connections: connections served at once.
+    """
+
+    def __init__(
+        self,
+        snapshot: Callable[[], Snapshot],
+        sysinfo: Callable[[], Mapping[str, Any]] = collect_sysinfo,
+        host: str = DEFAULT_HOST,
+        port: int = 0,
+        *,
+        sock: socket.socket | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        timeout: float = 5.0,
+        max_connections: int = 16,
+        backlog: int = 64,
+    ) -> None:
+        self._snapshot = snapshot
+        self._sysinfo = sysinfo
+        self._clock = clock
+        self._timeout = timeout
+        self._max_connections = max_connections
+        self._conns: dict[int, _Conn] = {}
+        if sock is None:
+            sock = _bind(host, port, backlog)
+        sock.setblocking(False)
+        self._listener = sock
+        self.requests_served = 0
+
+    # -- for the event loop ----------------------------------------------------------------
+
+    def fileno(self) -> int:
+        """The listening socket's fd."""
+        return self._listener.fileno()
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """``(host, port)`` actually bound."""
+        host, port = self._listener.getsockname()[:2]
+        return str(host), int(port)
+
+    def read_fds(self) -> list[int]:
+        """Fds to watch for reading: the listener (below the connection cap) and clients."""
+        fds = [fd for fd, c in self._conns.items() if not c.done]
+        if len(self._conns) < self._max_connections:
+            fds.append(self._listener.fileno())
+        return fds
+
+    def write_fds(self) -> list[int]:
+        """Fds with response bytes still to send."""
+        return [fd for fd, c in self._conns.items() if c.out]
+
+    def next_deadline(self) -> float | None:
+        """When the oldest open connection times out; None when idle (no wake-up needed)."""
+        return min((c.deadline for c in self._conns.values()), default=None)
+
+    def handle_readable(self, fd: int | None = None) -> None:
+        """Accept (``fd`` is the listener or None) or read from a client connection."""
+        if fd is None or fd == self._listener.fileno():
+            self._accept()
+            return
+        conn = self._conns.get(fd)
+        if conn is not None and not conn.done:
+            self._read(conn)
+
+    def handle_writable(self, fd: int) -> None:
+        """Send pending response bytes to a client."""
+        conn = self._conns.get(fd)
+        if conn is not None:
+            self._flush(conn)
+
+    def dispatch(self, readable: Iterable[int], writable: Iterable[int] = ()) -> None:
+        """Convenience: handle what ``select()`` returned for our fds (others are ignored)."""
+        ours = set(self._conns) | {self._listener.fileno()}
+        for fd in writable:
+            if fd in ours:
+                self.handle_writable(fd)
+        for fd in readable:
+            if fd in ours:
+                self.handle_readable(fd)
+
+    def expire(self, now: float | None = None) -> int:
+        """Close connections past their deadline; return how many."""
+        now = self._clock() if now is None else now
+        late = [fd for fd, c in self._conns.items() if c.deadline <= now]
+        for fd in late:
+            self._close(fd)
+        return len(late)
+
+    def close(self) -> None:
+        """Close every connection and the listener."""
+        for fd in list(self._conns):
+            self._close(fd)
+        self._listener.close()
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _accept(self) -> None:
+        while len(self._conns) < self._max_connections:
+            try:
+                sock, _ = self._listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                if exc.errno in (errno.ECONNABORTED, errno.EPROTO):
+                    continue
+                raise  # EMFILE and friends: the master's loop decides
+            sock.setblocking(False)
+            self._conns[sock.fileno()] = _Conn(sock, self._clock() + self._timeout)
+
+    def _read(self, conn: _Conn) -> None:
+        try:
+            data = conn.sock.recv(_RECV_SIZE)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            self._close(conn.sock.fileno())
+            return
+        try:
+            conn.http.receive_data(data)
+            self._process(conn)
+        except HTTPError as exc:
+            self._queue(conn, conn.http.error_response(exc, [(b"Server", _SERVER)]))
+        if not data and not conn.out and not conn.done:
+            self._close(conn.sock.fileno())
+
+    def _process(self, conn: _Conn) -> None:
+        while True:
+            event = conn.http.next_event()
+            if event is NEED_DATA:
+                return
+            if isinstance(event, Request):
+                conn.request = event
+            elif isinstance(event, EndOfMessage) and conn.request is not None:
+                self._respond(conn, conn.request)
+                return
+            elif isinstance(event, ConnectionClosed) or event is PAUSED:
+                self._close(conn.sock.fileno())
+                return
+
+    def _respond(self, conn: _Conn, request: Request) -> None:
+        status, content_type, body, extra = self._route(request)
+        headers = [
+            (b"Content-Type", content_type),
+            (b"Content-Length", b"%d" % len(body)),
+            (b"Cache-Control", b"no-store"),
+            (b"X-Content-Type-Options", b"nosniff"),
+            (b"Content-Security-Policy", b"default-src 'none'; style-src 'unsafe-inline'"),
+            (b"Date", formatdate(usegmt=True).encode()),
+            (b"Server", _SERVER),
+            *extra,
+        ]
+        http = conn.http
+        out = http.send_response(status, headers) + http.send_data(body) + http.send_end()
+        self.requests_served += 1
+        self._queue(conn, out)
+
+    def _route(self, request: Request) -> tuple[int, bytes, bytes, list[tuple[bytes, bytes]]]:
+        if request.method not in (b"GET", b"HEAD"):
+            allow = [(b"Allow", b"GET, HEAD")]
+            return 405, b"text/plain; charset=utf-8", b"405 Method Not Allowed\n", allow
+        path = request.target.split(b"?", 1)[0]
+        if path in (b"/", b"/status"):
+            return 200, HTML_CONTENT_TYPE.encode(), render_html(self._snapshot()), []
+        if path in (b"/json", b"/status.json"):
+            return 200, JSON_CONTENT_TYPE.encode(), render_json(self._snapshot()), []
+        if path == b"/metrics":
+            return 200, METRICS_CONTENT_TYPE.encode(), render_metrics(self._snapshot()), []
+        if path == b"/_sysinfo":
+            return 200, JSON_CONTENT_TYPE.encode(), render_sysinfo(self._sysinfo()), []
+        return 404, b"text/plain; charset=utf-8", b"404 Not Found\n", []
+
+    def _queue(self, conn: _Conn, data: bytes) -> None:
+        conn.out += data
+        conn.done = True
+        self._flush(conn)
+
+    def _flush(self, conn: _Conn) -> None:
+        fd = conn.sock.fileno()
+        try:
+            while conn.out:
+                sent = conn.sock.send(conn.out)
+                del conn.out[:sent]
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            self._close(fd)
+            return
+        if conn.done:
+            with contextlib.suppress(OSError):
+                conn.sock.shutdown(socket.SHUT_WR)
+            self._close(fd)
+
+    def _close(self, fd: int) -> None:
+        conn = self._conns.pop(fd, None)
+        if conn is not None:
+            conn.sock.close()
+
+
+def _bind(host: str, port: int, backlog: int) -> socket.socket:
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.set_inheritable(False)
+        sock.bind(address)
+        sock.listen(backlog)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+# -- building the snapshot (the master calls this from its ``snapshot`` callable) ----------
+
+_STATE_NAMES = {
+    SlotStatus.BOOTING: "booting",
+    SlotStatus.READY: "ready",
+    SlotStatus.DRAINING: "draining",
+    SlotStatus.EMPTY: "empty",
+}
+
+
+def worker_rows(
+    stats: Iterable[SlotStats],
+    now: float,
+    memory: Mapping[int, int | None] | None = None,
+    last_restart: Mapping[int, tuple[str, float]] | None = None,
+) -> tuple[WorkerRow, ...]:
+    """Rows for the page from scoreboard slots.
+
+    :param memory: pid -> bytes (from :mod:`cotyledon.wsgi._memory`).
+    :param last_restart: slot -> (reason, monotonic time) of the slot's latest replacement.
+    """
+    memory = memory or {}
+    last_restart = last_restart or {}
+    rows = []
+    for s in stats:
+        if s.status is SlotStatus.EMPTY:
+            continue
+        reason, at = last_restart.get(s.index, (None, None))
+        rows.append(
+            WorkerRow(
+                slot=s.index,
+                pid=s.pid,
+                generation=s.generation,
+                status=_STATE_NAMES[s.status],
+                age=now - s.started_at,
+                requests=s.requests,
+                in_flight=s.in_flight,
+                heartbeat_age=now - s.last_heartbeat,
+                memory=memory.get(s.pid),
+                last_restart_reason=reason,
+                last_restart_age=None if at is None else now - at,
+            )
+        )
+    return tuple(rows)
+
+
+def cumulative_buckets(totals: Totals) -> tuple[tuple[float, int], ...]:
+    """Scoreboard buckets (per bucket) as Prometheus wants them (cumulative, +Inf last)."""
+    bounds = (*LATENCY_BUCKETS, float("inf"))
+    running = 0
+    out = []
+    for bound, count in zip(bounds, totals.buckets, strict=True):
+        running += count
+        out.append((bound, running))
+    return tuple(out)
+
+
+def rollout_text(status: RolloutStatus | None) -> str:
+    """One line about cycling for the page."""
+    if status is None:
+        return "idle"
+    if not status.active:
+        text = "idle"
+    else:
+        text = f"rolling ({status.reason}): {len(status.pending)} pending"
+        if status.starting:
+            text += ", booting slot " + ", ".join(str(s) for s in status.starting)
+    if status.draining:
+        text += f", {len(status.draining)} draining"
+    if status.queued:
+        text += ", one more queued"
+    if status.last_abort:
+        text += f"; last abort: {status.last_abort}"
+    return text
+
+
+def status_class_pairs(totals: Totals) -> tuple[tuple[str, int], ...]:
+    """``(("1xx", n), ...)`` from scoreboard totals."""
+    return tuple(zip(STATUS_CLASSES, totals.status_classes, strict=True))
