@@ -17,6 +17,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import textwrap
 import time
 import venv
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -38,6 +39,12 @@ PEERS: dict[str, list[str]] = {
 
 class BenchError(RuntimeError):
     """A benchmark could not run (missing tool, server that never came up...)."""
+
+
+def short(exc: BaseException) -> str:
+    """The last line of an error (a traceback's last line says what went wrong)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return (lines[-1] if lines else type(exc).__name__)[:300]
 
 
 def log(msg: str) -> None:
@@ -287,6 +294,17 @@ def context_switches(pid: int) -> int:
     return total
 
 
+def cpu_seconds(pids: Iterable[int]) -> float:
+    """User + system CPU time consumed so far by ``pids`` (exited ones count as 0)."""
+    ticks = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            stat = Path(f"/proc/{pid}/stat").read_bytes()
+            fields = stat[stat.rindex(b")") + 2 :].split()
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def thread_count(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/task"))
 
@@ -351,3 +369,48 @@ def timed(label: str) -> Iterator[None]:
     start = time.monotonic()
     yield
     log(f"{label}: {time.monotonic() - start:.1f}s")
+
+
+def markdown_to_rst(text: str, width: int = 92) -> str:
+    """Turn our Markdown results (headings, pipe tables, paragraphs) into reST.
+
+    Headings below the top level become reST sections (## -> '-', ### -> '~'), pipe
+    tables become ``csv-table`` directives, paragraphs are wrapped to ``width``.
+    """
+    out: list[str] = []
+    table_rows: list[list[str]] = []
+
+    def flush_table() -> None:
+        if not table_rows:
+            return
+        out.extend([".. csv-table::", "   :header-rows: 1", ""])
+        out.extend(
+            "   " + ", ".join('"' + c.replace('"', '""') + '"' for c in cells)
+            for cells in table_rows
+        )
+        out.append("")
+        table_rows.clear()
+
+    for line in text.splitlines():
+        if line.startswith("|"):
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            if not all(set(c) <= {"-"} for c in cells):
+                table_rows.append(cells)
+            continue
+        flush_table()
+        if line.startswith("# "):
+            continue
+        if line.startswith(("## ", "### ")):
+            level, _, title = line.partition(" ")
+            out.extend([title, ("-" if level == "##" else "~") * len(title)])
+        elif line.strip():
+            out.extend(
+                textwrap.wrap(
+                    line.replace("`", "``"), width, break_on_hyphens=False, break_long_words=False
+                )
+                or [""]
+            )
+        else:
+            out.append("")
+    flush_table()
+    return "\n".join(out) + "\n"

@@ -26,7 +26,7 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import BenchError, ConditionTimeout, fmt, log, machine, median, table, wait_for
+from _common import BenchError, ConditionTimeout, fmt, log, machine, median, short, table, wait_for
 from _servers import (
     THREADS,
     WORKERS,
@@ -138,7 +138,7 @@ def run(servers: list[str], app: str, duration: int, reloads: int) -> str:
             try:
                 results.append(measure(name, app, duration, reloads, keepalive))
             except (BenchError, subprocess.SubprocessError, OSError) as exc:
-                notes.append(f"{name} (keep-alive {keepalive}) failed: {str(exc)[-500:]}")
+                notes.append(f"{name} (keep-alive {keepalive}) failed: {short(exc)}")
                 log(notes[-1])
     headers = [
         "server, mode",

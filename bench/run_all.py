@@ -19,7 +19,7 @@ if __package__ in (None, ""):
 import reload_under_load
 import supervision
 import wsgi_throughput
-from _common import BenchError, log, machine, require_wrk, timed
+from _common import BenchError, log, machine, markdown_to_rst, require_wrk, timed
 from _servers import results_dir
 
 BENCHMARKS = ("supervision", "throughput", "reload")
@@ -57,7 +57,9 @@ def main(argv: list[str] | None = None) -> int:
             sections.append(reload_under_load.main(argv_rl))
     out = results_dir() / f"{time.strftime('%Y-%m-%d')}.md"
     out.write_text("\n".join(sections))
-    log(f"wrote {out}")
+    # The same figures as a reST fragment, to paste into doc/source/performance.rst.
+    out.with_suffix(".rst").write_text(markdown_to_rst("\n".join(sections)))
+    log(f"wrote {out} and {out.with_suffix('.rst').name}")
     return 0
 
 

@@ -36,6 +36,7 @@ from _common import (
     Server,
     children_of,
     context_switches,
+    cpu_seconds,
     ensure_venv,
     fmt,
     log,
@@ -43,6 +44,7 @@ from _common import (
     median,
     memory_kib,
     ratio,
+    short,
     table,
     wait_pids_gone,
 )
@@ -103,17 +105,18 @@ class Supervised:
             os.rmdir(self._dir)
 
 
-def measure_start_stop(python: str, label: str, workers: int) -> tuple[float, float]:
-    """(start latency, graceful stop time) in seconds for one fresh program."""
+def measure_start_stop(python: str, label: str, workers: int) -> tuple[float, float, float]:
+    """(start latency, master CPU used to start, graceful stop time) in seconds."""
     run = Supervised(python, workers, label)
     try:
         reported = run.next_pids(workers)
         start = reported[-1][1] - run.t0
+        cpu = cpu_seconds([run.master])
         pids = [pid for pid, _ in reported] + [run.master]
         t_term = time.monotonic()
         os.kill(run.master, signal.SIGTERM)
         stop = wait_pids_gone(pids, 30.0) - t_term
-        return start, stop
+        return start, cpu, stop
     finally:
         run.close()
 
@@ -193,12 +196,14 @@ def measure_steady(python: str, label: str, repeats: int) -> dict[str, float]:
 def measure(python: str, label: str, sizes: list[int], repeats: int) -> dict[str, float]:
     figures: dict[str, float] = {"load average (1 min) at start": os.getloadavg()[0]}
     for workers in sizes:
-        starts, stops = [], []
+        starts, cpus, stops = [], [], []
         for _ in range(repeats):
-            start, stop = measure_start_stop(python, label, workers)
+            start, cpu, stop = measure_start_stop(python, label, workers)
             starts.append(start)
+            cpus.append(cpu)
             stops.append(stop)
         figures[f"start, {workers} workers (ms)"] = median(starts) * 1000
+        figures[f"master CPU to start {workers} workers (ms)"] = median(cpus) * 1000
         figures[f"graceful stop, {workers} workers (ms)"] = median(stops) * 1000
     figures.update(measure_steady(python, label, repeats))
     return figures
@@ -228,8 +233,8 @@ def run(sizes: list[int], repeats: int) -> str:
         try:
             results[label] = measure(python, label.replace(" ", "-"), sizes, repeats)
         except (BenchError, ConditionTimeout, OSError) as exc:
-            notes.append(f"{label} failed: {exc}")
-            log(f"{label} failed: {exc}")
+            notes.append(f"{label} failed: {short(exc)}")
+            log(f"{label} failed: {short(exc)}")
     keys: list[str] = []
     for figures in results.values():
         keys.extend(k for k in figures if k not in keys)

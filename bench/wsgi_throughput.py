@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import subprocess
 import sys
@@ -28,6 +29,7 @@ if __package__ in (None, ""):
 from _common import (
     BENCH,
     BenchError,
+    cpu_seconds,
     ensure_venv,
     fmt,
     log,
@@ -35,6 +37,7 @@ from _common import (
     median,
     memory_kib,
     ratio,
+    short,
     table,
 )
 from _servers import SERVERS, THREADS, WORKERS, ours_available, results_dir, start, wrk
@@ -51,9 +54,14 @@ def measure_server(name: str, app: str, duration: int) -> dict[str, object]:
     try:
         wrk(running.port, WARMUP_SECONDS, keepalive=True)
         for keepalive in (True, False):
+            serving = [running.server.pid, *running.worker_pids()]
+            cpu_before = cpu_seconds(serving)
             result = wrk(running.port, duration, keepalive=keepalive)
+            cpu = cpu_seconds(serving) - cpu_before
             mode = "keep-alive" if keepalive else "close"
             row[mode] = vars(result)
+            # CPU per request does not depend on who else uses the cores: the fairest figure.
+            row[mode]["cpu_us"] = cpu / result.requests * 1e6 if result.requests else math.nan
             if result.errors:
                 log(f"{name} {app} {mode}: {result.errors} errors ({result.error_detail})")
         pids = running.worker_pids()
@@ -72,7 +80,7 @@ def merge(rounds: list[dict[str, object]]) -> dict[str, object]:
         runs = [r[mode] for r in rounds]
         merged[mode] = {
             key: median([run[key] for run in runs])  # type: ignore[index]
-            for key in ("requests_per_s", "p50_ms", "p99_ms")
+            for key in ("requests_per_s", "p50_ms", "p99_ms", "cpu_us")
         }
         merged[mode]["errors"] = sum(run["errors"] for run in runs)  # type: ignore[index]
         details = [run["error_detail"] for run in runs if run["error_detail"]]  # type: ignore[index]
@@ -95,7 +103,9 @@ def render(rows: list[dict[str, object]], duration: int, notes: list[str]) -> st
             f"after a {WARMUP_SECONDS}s warm-up. gunicorn and ours: {WORKERS} workers "
             f"(gthread and ours x {THREADS} threads); waitress: 1 process x {THREADS} "
             "threads. wrk and the servers share the 2 cores. Ratio = requests/s vs "
-            "gunicorn gthread. USS/RSS: median per serving process after the load."
+            "gunicorn gthread. CPU us/req: user+system CPU of every server process per "
+            "request (independent of other load). USS/RSS: median per serving process "
+            "after the load."
         ),
     ]
     apps = [a for a in APPS if any(r["app"] == a for r in rows)]
@@ -113,12 +123,13 @@ def render(rows: list[dict[str, object]], duration: int, notes: list[str]) -> st
                         ratio(res["requests_per_s"], base_rps),  # type: ignore[index]
                         fmt(res["p50_ms"]),  # type: ignore[index]
                         fmt(res["p99_ms"]),  # type: ignore[index]
+                        fmt(res["cpu_us"]),  # type: ignore[index]
                         f"{res['errors']} {res['error_detail']}".strip(),  # type: ignore[index]
                         fmt(row["uss_mib"]),  # type: ignore[arg-type]
                         fmt(row["rss_mib"]),  # type: ignore[arg-type]
                     ]
                 )
-            headers = ["server", "req/s", "vs gthread", "p50 ms", "p99 ms", "errors"]
+            headers = ["server", "req/s", "vs gthread", "p50 ms", "p99 ms", "CPU us/req", "errors"]
             headers += ["USS MiB", "RSS MiB"]
             out += ["", f"### {app}, {mode}", "", table(headers, lines)]
     out.extend(f"\nNote: {n}" for n in notes)
@@ -182,7 +193,7 @@ def run(servers: list[str], apps: list[str], duration: int, rounds: int) -> str:
                 try:
                     per_server[name].append(measure_server(name, app, duration))
                 except (BenchError, subprocess.SubprocessError, OSError) as exc:
-                    notes.append(f"{name} on {app} failed: {str(exc)[-500:]}")
+                    notes.append(f"{name} on {app} failed: {short(exc)}")
                     log(notes[-1])
         rows.extend(merge(runs) for runs in per_server.values() if runs)
     loads = [float(r["load"]) for r in rows]  # type: ignore[arg-type]
