@@ -32,6 +32,7 @@ from _servers import (
     WORKERS,
     Running,
     WrkResult,
+    how_ours_runs,
     ours_available,
     start,
     wrk,
@@ -133,6 +134,8 @@ def run(servers: list[str], app: str, duration: int, reloads: int) -> str:
         if name == "ours" and (why := ours_available()):
             notes.append(f"ours not measured: {why}")
             continue
+        if name == "ours":
+            notes.append(how_ours_runs())
         for keepalive in (True, False):
             log(f"reload under load: {name}, keep-alive {keepalive}")
             try:

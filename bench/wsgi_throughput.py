@@ -40,7 +40,16 @@ from _common import (
     short,
     table,
 )
-from _servers import SERVERS, THREADS, WORKERS, ours_available, results_dir, start, wrk
+from _servers import (
+    SERVERS,
+    THREADS,
+    WORKERS,
+    how_ours_runs,
+    ours_available,
+    results_dir,
+    start,
+    wrk,
+)
 
 APPS = ("hello", "json_app", "sleep_app")
 BASELINE = "gunicorn gthread"
@@ -182,6 +191,8 @@ def run(servers: list[str], apps: list[str], duration: int, rounds: int) -> str:
     if "ours" in servers and (why := ours_available()):
         notes.append(f"ours not measured: {why}")
         servers = [s for s in servers if s != "ours"]
+    if "ours" in servers:
+        notes.append(how_ours_runs())
     rows = []
     for app in apps:
         per_server: dict[str, list[dict[str, object]]] = {name: [] for name in servers}
