@@ -123,6 +123,8 @@ class ServiceWorker:
         self._parent_died = False
         self._exit_code: int | None = None
         self._armed_timeout: float | None = None
+        # The master, or a fork server for workers started through a forkserver context.
+        self._parent_pid = os.getppid()
         self._signals: _signals.SignalPipe | None = None
 
     # -- start-up --------------------------------------------------------------------
@@ -186,7 +188,7 @@ class ServiceWorker:
 
     def _dispatch(self, signum: int) -> None:
         if signum == signal.SIGTERM:
-            if os.getppid() != self.config.master_pid:
+            if os.getppid() != self._parent_pid:  # reparented: PR_SET_PDEATHSIG fired
                 self._note_parent_death()
             self._on_sigterm()
         elif signum == signal.SIGINT:

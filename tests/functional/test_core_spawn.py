@@ -32,7 +32,10 @@ def test_context_workers_run_and_are_respawned(program, method: str) -> None:  #
     prog.wait_line(rf"^{method} 1 running pid=(\d+)", timeout=60)
     prog.signal(signal.SIGTERM)
     assert prog.wait(timeout=60) == 0
+    assert "Parent process has died" not in prog.output()
     wait_for(lambda: not pid_alive(workers[0]), what="worker 0 gone")
+    # multiprocessing's fork server leaves on its own once the master is gone
+    wait_for(lambda: not prog.descendants(), what="every helper gone")
 
 
 @pytest.mark.parametrize("method", ["spawn", "forkserver"])
