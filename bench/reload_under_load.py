@@ -70,7 +70,7 @@ def measure(
     name: str, app: str, duration: int, reloads: int, keepalive: bool
 ) -> dict[str, object]:
     mode = "keep-alive" if keepalive else "close"
-    load = os.getloadavg()[0]
+    load_avg = os.getloadavg()[0]
     running = start(name, app, f"reload-{name.replace(' ', '-')}-{app}-{mode}")
     try:
         wrk(running.port, 1, keepalive=keepalive)  # warm-up
@@ -103,7 +103,7 @@ def measure(
         "took": took,
         "master alive": alive,
         "original workers left": survivors,
-        "load": load,
+        "load": load_avg,
     }
 
 
