@@ -140,41 +140,47 @@ class HeadReader:
 
     def _read(self, buf: bytearray, eof: bool) -> Request | ConnectionClosed | None:
         if self._method is None:
-            # RFC 9112 §2.2: a server SHOULD ignore at least one empty line before the
-            # request-line (some clients send a CRLF after a POST body).
-            while buf[:2] == b"\r\n":
-                del buf[:2]
-            if not buf or buf == b"\r":
-                return _nothing_yet(buf, eof)
+            if not buf or buf.startswith(b"\r"):
+                # RFC 9112 §2.2: a server SHOULD ignore at least one empty line before the
+                # request-line (some clients send a CRLF after a POST body).
+                while buf.startswith(b"\r\n"):
+                    del buf[:2]
+                if not buf or buf == b"\r":
+                    return _nothing_yet(buf, eof)
             if not self._start(buf, eof):
                 return None
         fed = self._fed
-        max_head = self._limits.max_head_size
         end = buf.find(b"\r\n\r\n", fed - 3 if fed > 3 else 0)
         if end < 0:
-            self._check_request_line(buf)
-            if len(buf) > max_head:
-                raise RemoteProtocolError("request header section too large", 431)
-            # Feed what we have: llhttp refuses bad bytes (bare LF, CTLs) without waiting.
-            self._feed(buf, len(buf))
-            if eof:
-                raise RemoteProtocolError("incomplete request head")
+            self._partial(buf, eof)
             return None
         head_len = end + 4
-        if head_len > max_head:
+        limits = self._limits
+        if head_len > limits.max_head_size:
             raise RemoteProtocolError("request header section too large", 431)
-        self._check_request_line(buf)
+        line_end = buf.find(b"\r\n")
+        if line_end > limits.max_request_line:
+            raise RemoteProtocolError("request line too long", 414)
         self._feed(buf, head_len)
         if not self._head_done:
             raise RemoteProtocolError("malformed request head")
-        request_line = bytes(buf[: buf.find(b"\r\n")])
+        request_line = bytes(buf[:line_end])
         if head_len == len(buf):
             buf.clear()
         else:
             del buf[:head_len]
-        request = self._build_request(request_line)
+        request = self._build_request(request_line, head_len)
         self._reset()
         return request
+
+    def _partial(self, buf: bytearray, eof: bool) -> None:
+        """Check and feed an incomplete head, so bad bytes are refused without waiting."""
+        self._check_request_line(buf)
+        if len(buf) > self._limits.max_head_size:
+            raise RemoteProtocolError("request header section too large", 431)
+        self._feed(buf, len(buf))
+        if eof:
+            raise RemoteProtocolError("incomplete request head")
 
     def _start(self, buf: bytearray, eof: bool) -> bool:
         """Read the method ourselves and start llhttp; False until the method is complete.
@@ -184,17 +190,18 @@ class HeadReader:
         it parses the same head with ``GET`` in place of the method.
         """
         space = buf.find(b" ")
-        candidate = buf if space < 0 else buf[:space]
-        if TOKEN_RE.fullmatch(candidate) is None:
-            raise RemoteProtocolError("invalid method")
-        if space < 0:
-            self._check_request_line(buf)
-            if eof:
-                raise RemoteProtocolError("incomplete request head")
-            return False
-        method = bytes(candidate)
-        if method == b"CONNECT":
-            raise RemoteProtocolError("CONNECT is not supported", 501)
+        method = bytes(buf[:space]) if space > 0 else b""
+        if method not in _LLHTTP_METHODS:
+            candidate = buf if space < 0 else method
+            if TOKEN_RE.fullmatch(candidate) is None:
+                raise RemoteProtocolError("invalid method")
+            if space < 0:
+                self._check_request_line(buf)
+                if eof:
+                    raise RemoteProtocolError("incomplete request head")
+                return False
+            if method == b"CONNECT":
+                raise RemoteProtocolError("CONNECT is not supported", 501)
         self._method = method
         parser = self._parser = httptools.HttpRequestParser(self)
         if method not in _LLHTTP_METHODS:
@@ -243,34 +250,41 @@ class HeadReader:
         self._target += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        limits = self._limits
-        if len(name) + len(value) + 2 > limits.max_header_size:
-            raise RemoteProtocolError("request header field too large", 431)
-        headers = self._headers
-        if len(headers) >= limits.max_header_count:
-            raise RemoteProtocolError("too many request header fields", 431)
-        # RFC 9112 §5: OWS on both sides of the value; llhttp strips the leading one only.
-        headers.append((name.lower(), value.rstrip(b" \t")))
+        # The hot path: limits are checked once the head is complete (its size is bounded
+        # by max_head_size until then).
+        self._headers.append((name, value))
 
     def on_headers_complete(self) -> None:
         self._head_done = True
 
     # our rules
 
-    def _build_request(self, request_line: bytes) -> Request:
-        parser = self._parser
-        assert parser is not None
-        version = parser.get_http_version().encode("ascii")
+    def _build_request(self, request_line: bytes, head_len: int) -> Request:
         method = self._method
         assert method is not None
         target = self._target
+        # RFC 9112 §3: request-line = method SP request-target SP HTTP-version, single SPs.
+        # llhttp checked the parts; it also allows several SPs, which the length shows.
+        if len(request_line) != len(method) + len(target) + 10:
+            parser = self._parser
+            assert parser is not None
+            if parser.get_http_version() not in ("1.0", "1.1"):  # e.g. HTTP/0.9 "GET /"
+                raise RemoteProtocolError("HTTP version not supported", 505)
+            raise RemoteProtocolError("malformed request line")
+        version = request_line[-3:]
         if version not in _HTTP_VERSIONS:
             raise RemoteProtocolError("HTTP version not supported", 505)
-        # RFC 9112 §3: request-line = method SP request-target SP HTTP-version, single SPs.
-        if request_line != b"%s %s HTTP/%s" % (method, target, version):
-            raise RemoteProtocolError("malformed request line")
         _check_target(method, target)
-        headers = tuple(self._headers)
+        raw = self._headers
+        limits = self._limits
+        if len(raw) > limits.max_header_count:
+            raise RemoteProtocolError("too many request header fields", 431)
+        if head_len > limits.max_header_size:
+            limit = limits.max_header_size - 2
+            if any(len(name) + len(value) > limit for name, value in raw):
+                raise RemoteProtocolError("request header field too large", 431)
+        # RFC 9112 §5: OWS on both sides of the value; llhttp strips the leading one only.
+        headers = tuple([(name.lower(), value.rstrip(b" \t")) for name, value in raw])
         keep_alive, expect_continue = self._check_headers(version, headers)
         return trusted_request(
             method,

@@ -101,6 +101,31 @@ _STATUS_LINES: dict[int, bytes] = {
 }
 
 
+# (name, value) -> (field line, kind) for headers already validated: most response headers
+# repeat (Content-Type, Server, a Date per second), so most requests validate nothing.
+_HEADER_CACHE: dict[tuple[bytes, bytes], tuple[bytes, int | None]] = {}
+_HEADER_CACHE_SIZE = 4096
+
+
+def _header_line(header: tuple[bytes, bytes]) -> tuple[bytes, int | None]:
+    """Validate one application header; return its field line and what it means to us."""
+    name, value = header
+    if type(name) is not bytes or type(value) is not bytes:
+        raise LocalProtocolError("response header names and values must be bytes")
+    if TOKEN_RE.fullmatch(name) is None:
+        raise LocalProtocolError(f"invalid response header name {name!r}")
+    if FIELD_VALUE_RE.fullmatch(value) is None:
+        raise LocalProtocolError(f"invalid value for response header {name!r}")
+    kind = _RESPONSE_SPECIAL.get(name.lower())
+    if kind == _R_CL and _DIGITS_RE.fullmatch(value) is None:
+        raise LocalProtocolError("invalid Content-Length")
+    if kind == _R_TE and value.lower() != b"chunked":
+        raise LocalProtocolError("only the chunked transfer coding is supported")
+    if kind == _R_REFUSE:
+        raise LocalProtocolError(f"hop-by-hop header {name!r} is not allowed")
+    return b"%s: %s\r\n" % (name, value), kind
+
+
 def _status_line(status: int, reason: bytes | None) -> bytes:
     if reason is None:
         line = _STATUS_LINES.get(status)
@@ -399,30 +424,30 @@ class ServerConnection:
         length: int | None = None
         chunked = False
         close = False
-        special = _RESPONSE_SPECIAL
-        token_match = TOKEN_RE.fullmatch
-        value_match = FIELD_VALUE_RE.fullmatch
-        for name, value in headers:
-            if token_match(name) is None:
-                raise LocalProtocolError(f"invalid response header name {name!r}")
-            if value_match(value) is None:
-                raise LocalProtocolError(f"invalid value for response header {name!r}")
-            kind = special.get(name.lower())
+        cache = _HEADER_CACHE
+        for header in headers:
+            try:
+                line, kind = cache[header]
+            except KeyError:
+                line, kind = _header_line(header)
+                if len(cache) >= _HEADER_CACHE_SIZE:
+                    cache.clear()
+                cache[header] = line, kind
+            except TypeError:
+                raise LocalProtocolError(
+                    "response headers must be (bytes, bytes) tuples"
+                ) from None
             if kind is None:
-                parts.append(b"%s: %s\r\n" % (name, value))
+                parts.append(line)
             elif kind == _R_CL:
-                if length is not None or _DIGITS_RE.fullmatch(value) is None:
-                    raise LocalProtocolError("invalid or repeated Content-Length")
-                length = int(value)
-                parts.append(b"%s: %s\r\n" % (name, value))
+                if length is not None:
+                    raise LocalProtocolError("repeated Content-Length")
+                length = int(header[1])
+                parts.append(line)
             elif kind == _R_TE:
-                if value.lower() != b"chunked":
-                    raise LocalProtocolError("only the chunked transfer coding is supported")
                 chunked = True
             elif kind == _R_CONNECTION:
-                close = close or b"close" in connection_tokens(value)
-            elif kind == _R_REFUSE:
-                raise LocalProtocolError(f"hop-by-hop header {name!r} is not allowed")
+                close = close or b"close" in connection_tokens(header[1])
         return length, chunked, close
 
     def send_data(self, data: bytes) -> bytes:
