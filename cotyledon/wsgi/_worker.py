@@ -21,6 +21,7 @@ master does, ``_listeners``).
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import os
 import select
@@ -34,6 +35,7 @@ from typing import Any
 import futurist
 
 import cotyledon
+from cotyledon.wsgi import _http_protocol  # imported by the master: shared by the workers
 from cotyledon.wsgi._config import ServerConfig
 from cotyledon.wsgi._connection import Connection, RequestHandler
 from cotyledon.wsgi._environ import EnvironBuilder
@@ -65,8 +67,6 @@ def _rejector(max_queue: int) -> Callable[[Any, int], None]:
 
 
 def _make_protocol(config: ServerConfig) -> Callable[[], Any]:
-    from cotyledon.wsgi import _http_protocol  # noqa: PLC0415 - sibling module, heavy import
-
     limits = _http_protocol.Limits(
         max_request_line=config.max_request_line,
         max_header_count=config.max_header_count,
@@ -321,6 +321,10 @@ class WSGIService(cotyledon.Service):
         config: ServerConfig,
         sockets: Sequence[socket.socket],
     ) -> None:
+        # Objects inherited from the master are never collected here: freezing them (O(1))
+        # keeps this worker's collector from writing to their pages, which would copy them
+        # (measured: 12 MiB -> 4.5 MiB private memory per worker for the hello app).
+        gc.freeze()
         super().__init__(worker_id)
         self.config = config
         self.graceful_shutdown_timeout = int(config.graceful_timeout) + 2  # type: ignore[misc]
