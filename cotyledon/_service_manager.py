@@ -274,23 +274,28 @@ class ServiceManager:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _setup(self) -> None:
+        with self._lock:
+            if self._state != "new":
+                raise RuntimeError("ServiceManager.run() can only be called once")
         with contextlib.suppress(OSError):
             os.setsid()
         _utils.setproctitle(_utils.master_title())
         self._notifier = _systemd.Notifier.from_environ()
-        self._signals = _signals.SignalPipe(MASTER_SIGNALS)
-        self._control = _control.ControlChannel()
-        self._seatbelt = _seatbelt.Seatbelt()
         self._supervisor = sv.Supervisor(
             graceful_shutdown_timeout=self._graceful_shutdown_timeout,
             watchdog_interval=self._notifier.watchdog_interval,
             extend_interval=sv.EXTEND_INTERVAL if self._notifier.enabled else None,
             respawn_gate=self._respawn_gate,
         )
-        self._signals.install()
+        self._signals = _signals.SignalPipe(MASTER_SIGNALS)
+        self._control = _control.ControlChannel()
+        self._seatbelt = _seatbelt.Seatbelt()
+        try:
+            self._signals.install()  # ValueError outside the main thread
+        except BaseException:
+            self._teardown()
+            raise
         with self._lock:
-            if self._state != "new":
-                raise RuntimeError("ServiceManager.run() can only be called once")
             self._state = "running"
             self._drain_commands()
 

@@ -185,3 +185,23 @@ def test_signal_to_name_only_names_real_signals() -> None:
     assert _utils.signal_to_name(-15) == "SIGTERM"
     assert _utils.signal_to_name(signal.SIGCHLD) == "SIGCHLD"
     assert "SIG_BLOCK" not in _utils.SIGNAL_TO_NAME.values()
+
+
+def test_run_outside_the_main_thread_fails_cleanly(manager: cotyledon.ServiceManager) -> None:
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            manager.run()
+        except BaseException as exc:
+            errors.append(exc)
+
+    fds_before = set(os.listdir("/proc/self/fd"))
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join(10)
+    assert len(errors) == 1
+    assert isinstance(errors[0], ValueError)
+    assert set(os.listdir("/proc/self/fd")) <= fds_before  # no pipe leaked
+    with pytest.raises(RuntimeError, match=r"can only be called once"):
+        manager.run()
