@@ -259,6 +259,13 @@ def _summary_rows(s: Snapshot) -> list[tuple[str, str]]:
     ready = s.ready_workers
     css = "ok" if ready >= s.workers_configured else "warn"
     workers = f'<span class="{css}">{ready} / {s.workers_configured} ready</span>'
+    others = [
+        f"{n} {state}"
+        for state in ("booting", "draining")
+        if (n := sum(1 for w in s.workers if w.status == state))
+    ]
+    if others:
+        workers += " (" + ", ".join(others) + ")"
     restarts = ", ".join(f"{_e(r)}: {n}" for r, n in s.restarts if n) or "none"
     return [
         ("Service", _e(s.service)),
@@ -316,7 +323,10 @@ def render_html(snapshot: Snapshot) -> bytes:
     s = snapshot
     title = f"{s.service} status"
     summary = "".join(f'<tr><th class="l">{k}</th><td>{v}</td></tr>' for k, v in _summary_rows(s))
-    head = "".join(f"<th>{h}</th>" for h in _WORKER_HEADERS)
+    head = "".join(
+        f'<th class="l">{h}</th>' if h in ("State", "Last restart") else f"<th>{h}</th>"
+        for h in _WORKER_HEADERS
+    )
     rows = "".join(_worker_row(w) for w in s.workers) or (
         f'<tr><td colspan="{len(_WORKER_HEADERS)}" class="l">no workers</td></tr>'
     )

@@ -96,7 +96,7 @@ def test_html_shows_what_a_person_needs() -> None:
         "1d 1h 1m",  # uptime
         "127.0.0.1:8080",
         "unix:/run/api.sock",
-        "1 / 3 ready",  # totals against configured
+        "1 / 3 ready (1 booting, 1 draining)",  # totals against configured
         "9121",
         "4101",
         "52.0 MiB",
