@@ -54,7 +54,7 @@ def expand_paths(patterns: Iterable[str]) -> list[str]:
     out: set[str] = set()
     for pattern in patterns:
         matches = glob.glob(pattern, recursive=True)
-        if not matches and not glob.has_magic(pattern):
+        if not matches and not any(c in pattern for c in "*?["):
             matches = [pattern]
         out.update(os.path.abspath(m) for m in matches)
     return sorted(out)
