@@ -198,10 +198,16 @@ class Server:
                 sock, _addr = listener.accept()
             except (BlockingIOError, InterruptedError):
                 return
-            except OSError as exc:  # EMFILE, ECONNABORTED...: log and keep serving
-                LOG.warning("accept() failed: %s", exc)
+            except ConnectionAbortedError:
+                continue
+            except OSError as exc:  # out of descriptors or memory: pause until next sweep
+                LOG.warning("accept() failed, pausing new connections: %s", exc)
+                self._set_accepting(False)
                 return
-            self._add_connection(listener, sock)
+            try:
+                self._add_connection(listener, sock)
+            except OSError:  # the client is already gone (reset before we looked)
+                sock.close()
         if len(self._conns) >= self.config.max_connections:
             self._set_accepting(False)
 
