@@ -67,7 +67,7 @@ CHUNKED = -1
 
 # Header names whose meaning we check.
 _SPECIAL = frozenset(
-    (b"host", b"content-length", b"transfer-encoding", b"connection", b"expect", b"content-type")
+    (b"content-length", b"transfer-encoding", b"connection", b"expect", b"content-type")
 )
 _NO_VALUES: list[bytes] = []
 # Methods llhttp is given as they are; for any other token it sees GET (see HeadReader._start).
@@ -302,20 +302,29 @@ class HeadReader:
 
         :returns: (keep_alive, expect_continue) as the client asked.
         """
-        found: dict[bytes, list[bytes]] = {}
+        hosts = 0
+        host = b""
+        found: dict[bytes, list[bytes]] | None = None
         for name, value in headers:
-            if name in _SPECIAL:
-                values = found.get(name)
-                if values is None:
-                    found[name] = [value]
+            if name == b"host":
+                hosts += 1
+                host = value
+            elif name in _SPECIAL:
+                if found is None:
+                    found = {name: [value]}
+                elif name in found:
+                    found[name].append(value)
                 else:
-                    values.append(value)
-        hosts = found.get(b"host", _NO_VALUES)
-        if len(hosts) != 1 and (version == b"1.1" or hosts):
+                    found[name] = [value]
+        if hosts != 1 and (version == b"1.1" or hosts):
             # RFC 9112 §3.2: exactly one Host in HTTP/1.1, at most one otherwise.
             raise RemoteProtocolError("missing or repeated Host header")
-        if hosts and _HOST_RE.fullmatch(hosts[0]) is None:
+        if hosts and _HOST_RE.fullmatch(host) is None:
             raise RemoteProtocolError("invalid Host header")
+        if found is None:
+            # no framing, Connection or Expect field: no body, the version's default
+            self.body_length = 0
+            return version == b"1.1", False
         if len(found.get(b"content-type", _NO_VALUES)) > 1:
             raise RemoteProtocolError("repeated Content-Type header")
         self.body_length = self._body_length(
