@@ -121,6 +121,7 @@ class Server:
             max_workers=config.threads, check_and_reject=_rejector(config.max_queue)
         )
         self._accepting = False
+        self._accept_paused = False  # after EMFILE & co: until the next sweep
         shortest = min(config.keepalive_timeout, config.header_timeout)
         self._sweep_every = min(max(shortest / 4, 0.02), 1.0)
 
@@ -178,8 +179,9 @@ class Server:
             if now >= next_sweep:
                 self._close_idle(expired_only=True, now=now)
                 next_sweep = now + self._sweep_every
-                if not stopping:
-                    self._set_accepting(len(self._conns) < self.config.max_connections)
+                self._accept_paused = False
+            if not stopping and not self._accepting and not self._accept_paused:
+                self._set_accepting(len(self._conns) < self.config.max_connections)
 
     def _set_accepting(self, accepting: bool) -> None:
         if accepting == self._accepting:
@@ -194,6 +196,9 @@ class Server:
 
     def _accept(self, listener: socket.socket) -> None:
         for _ in range(ACCEPT_BATCH):
+            if len(self._conns) >= self.config.max_connections:
+                self._set_accepting(False)
+                return
             try:
                 sock, _addr = listener.accept()
             except (BlockingIOError, InterruptedError):
@@ -202,14 +207,13 @@ class Server:
                 continue
             except OSError as exc:  # out of descriptors or memory: pause until next sweep
                 LOG.warning("accept() failed, pausing new connections: %s", exc)
+                self._accept_paused = True
                 self._set_accepting(False)
                 return
             try:
                 self._add_connection(listener, sock)
             except OSError:  # the client is already gone (reset before we looked)
                 sock.close()
-        if len(self._conns) >= self.config.max_connections:
-            self._set_accepting(False)
 
     def _add_connection(self, listener: socket.socket, sock: socket.socket) -> None:
         sock.setblocking(False)
@@ -278,8 +282,8 @@ class Server:
         with contextlib.suppress(OSError, ValueError):
             self._epoll.unregister(conn.fd)
         conn.close()
-        if self._stopping.is_set():
-            self._wake()
+        if self._stopping.is_set() or not self._accepting:
+            self._wake()  # to finish draining, or to accept again below max_connections
 
     def _wake(self) -> None:
         """Wake the selector thread (thread-safe; a no-op once the loop has ended)."""

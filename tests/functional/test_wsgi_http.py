@@ -393,3 +393,22 @@ def test_system_exit_in_the_app_only_closes_that_connection(
         with RawClient(("127.0.0.1", port)) as client:
             assert client.get("/").status == 200
     assert "Unexpected error" in caplog.text
+
+
+def test_max_connections_leaves_new_clients_in_the_backlog() -> None:
+    with (
+        serving(echo_app, max_connections=1) as (server, port),
+        RawClient(("127.0.0.1", port)) as first,
+        RawClient(("127.0.0.1", port)) as second,
+    ):
+        assert first.get("/one").status == 200
+        second.send(b"GET /two HTTP/1.1\r\nHost: t\r\n\r\n")
+        # Not accepted while the first connection is open (a slow server could only
+        # make this pass by accident, never fail).
+        second.sock.settimeout(0.3)
+        with pytest.raises(TimeoutError):
+            second.sock.recv(1)
+        second.sock.settimeout(20)
+        assert server.connections == 1
+        first.close()
+        assert second.response().body.split()[1] == b"/two"
