@@ -30,16 +30,15 @@ class Forker(cotyledon.Service):
     def __init__(self, worker_id: int) -> None:
         super().__init__(worker_id)
         self._stop = threading.Event()
-        self.grandchild = 0
         # PR_GET_PDEATHSIG, from the main thread (the setting is per thread; new threads
         # start without it, but the kernel signals the whole process when any has it).
         sig = ctypes.c_int()
         ctypes.CDLL(None).prctl(2, ctypes.byref(sig), 0, 0, 0)
         say(f"pdeathsig={sig.value}")
-
-    def run(self) -> None:
-        # Like any careful forker: block SIGTERM around fork, give the child the default
-        # action (not the worker's handler and wakeup pipe), then unblock.
+        # Forked here, while the worker is still single-threaded (terminate() cannot run
+        # before __init__ returns). Like any careful forker: block SIGTERM around the
+        # fork, give the child the default action (not the worker's handler and wakeup
+        # pipe), then unblock.
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
         pid = os.fork()
         if pid == 0:
@@ -50,7 +49,9 @@ class Forker(cotyledon.Service):
                 signal.pause()  # until the worker's SIGTERM kills us
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
         self.grandchild = pid
-        say(f"worker pid={os.getpid()} grandchild pid={pid}")
+
+    def run(self) -> None:
+        say(f"worker pid={os.getpid()} grandchild pid={self.grandchild}")
         self._stop.wait()
 
     def terminate(self) -> None:
