@@ -63,7 +63,9 @@ def stop(prog: Program, signum: int = signal.SIGTERM) -> int:
 
 
 def test_readme_demo_serves_and_stops_cleanly(program: type[Program]) -> None:
-    prog = start(program, "--workers", "2", "-b", "127.0.0.1:0", "examples.wsgi.hello:app")
+    script = Path(sys.executable).with_name("cotyledon-wsgi")  # the console script itself
+    argv = [str(script)] if script.exists() else [sys.executable, "-m", "cotyledon.wsgi"]
+    prog = program([*argv, "--workers", "2", "-b", "127.0.0.1:0", "examples.wsgi.hello:app"])
     match = prog.wait_line(LISTENING, 30)
     assert match.group(2, 3) == ("2", "8")
     address = tcp_address(match.group(1))
