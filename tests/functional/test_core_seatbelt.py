@@ -57,3 +57,35 @@ def test_orphan_with_hanging_terminate_is_still_bounded(program) -> None:  # typ
         rf"\[{worker}\] now\.$"
     )
     wait_for(lambda: not pid_alive(worker), what="worker gone")
+
+
+def _pipe_ends(pid: int) -> set[tuple[str, str]]:
+    """``{(pipe inode, "r" or "w")}`` for every pipe fd of ``pid``."""
+    ends = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            with open(f"/proc/{pid}/fdinfo/{fd}") as f:
+                flags = next(int(line.split()[1], 8) for line in f if line.startswith("flags"))
+        except (OSError, StopIteration):
+            continue
+        if target.startswith("pipe:"):
+            ends.add((target, "w" if flags & os.O_ACCMODE == os.O_WRONLY else "r"))
+    return ends
+
+
+def test_only_the_master_holds_the_seatbelt_write_end(program) -> None:  # type: ignore[no-untyped-def]
+    """The worker closes its copy of the write end first thing, so a process its service
+    forks can never keep a dead master's pipe open."""
+    prog = program.example("seatbelt.py")
+    pid = master_pid(prog)
+    match = prog.wait_line(r"^worker pid=(\d+) grandchild pid=(\d+)$")
+    worker, grandchild = int(match.group(1)), int(match.group(2))
+    master_writes = {inode for inode, mode in _pipe_ends(pid) if mode == "w"}
+    worker_reads = {inode for inode, mode in _pipe_ends(worker) if mode == "r"}
+    seatbelt = master_writes & worker_reads
+    assert seatbelt, "the worker watches a pipe the master writes"
+    for other in (worker, grandchild):
+        assert not seatbelt & {inode for inode, mode in _pipe_ends(other) if mode == "w"}
+    prog.signal(signal.SIGTERM)
+    assert prog.wait() == 0
