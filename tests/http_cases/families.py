@@ -238,6 +238,16 @@ def _chunk_sizes() -> list[Case]:
         "ext-quoted": (b'5;name="va;l\\"ue"', b"hello"),
         "ext-many": (b"5;a=1;b=2;c", b"hello"),
     }
+    cases.append(
+        Case(
+            "chunk-size-ok-ext-bws",
+            prefix + b"5 ; name = value\r\nhello\r\n0\r\n\r\n",
+            None,
+            (Expected(b"POST", b"/", b"1.1", b"hello"),),
+            rfc="RFC 9112 §7.1.1: BWS around ';' and '=' in chunk extensions",
+            h11_differs="h11 refuses whitespace around ';' and '=' in chunk extensions",
+        )
+    )
     for name, (size, body) in good.items():
         cases.append(
             _ok(
