@@ -90,8 +90,8 @@ class ServiceManager:
         self,
         wait_interval: float = 0.01,
         graceful_shutdown_timeout: int = 60,
-        *,
         mp_context: Any = None,
+        *,
         max_restarts: int | None = None,
         restart_period: float = 5.0,
     ) -> None:
