@@ -348,11 +348,11 @@ class ServiceManager:
 
     def _on_signals(self, signums: list[int]) -> None:
         assert self._supervisor is not None
-        previous = None
-        for signum in signums:
-            if signum in (previous, _signals.WAKE):
-                continue  # a burst of the same signal is one signal
-            previous = signum
+        # A burst of one signal is one signal (the kernel coalesces them too); the order
+        # of first arrival is kept.
+        for signum in dict.fromkeys(signums):
+            if signum == _signals.WAKE:
+                continue
             if signum == signal.SIGCHLD:
                 self._reap()
             elif signum == signal.SIGTERM:
