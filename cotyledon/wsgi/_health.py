@@ -341,22 +341,27 @@ def worker_rows(
     now: float,
     memory: Mapping[int, int | None] | None = None,
     last_restart: Mapping[int, tuple[str, float]] | None = None,
+    slots: Mapping[int, int] | None = None,
 ) -> tuple[WorkerRow, ...]:
     """Rows for the page from scoreboard slots.
 
     :param memory: pid -> bytes (from :mod:`cotyledon.wsgi._memory`).
-    :param last_restart: slot -> (reason, monotonic time) of the slot's latest replacement.
+    :param last_restart: worker slot -> (reason, monotonic time) of its latest replacement.
+    :param slots: scoreboard index -> worker slot (the worker id); default: the index.
+        A replacement and the worker it replaces share a worker slot, not an index.
     """
     memory = memory or {}
     last_restart = last_restart or {}
+    slots = slots or {}
     rows = []
     for s in stats:
         if s.status is SlotStatus.EMPTY:
             continue
-        reason, at = last_restart.get(s.index, (None, None))
+        slot = slots.get(s.index, s.index)
+        reason, at = last_restart.get(slot, (None, None))
         rows.append(
             WorkerRow(
-                slot=s.index,
+                slot=slot,
                 pid=s.pid,
                 generation=s.generation,
                 status=_STATE_NAMES[s.status],
@@ -369,7 +374,8 @@ def worker_rows(
                 last_restart_age=None if at is None else now - at,
             )
         )
-    return tuple(rows)
+    # A replacement next to the worker it replaces.
+    return tuple(sorted(rows, key=lambda r: (r.slot, r.generation, r.pid)))
 
 
 def cumulative_buckets(totals: Totals) -> tuple[tuple[float, int], ...]:
