@@ -25,15 +25,8 @@ from email.utils import formatdate
 from typing import Any
 
 from cotyledon.wsgi._environ import EnvironBuilder
-from cotyledon.wsgi._http_events import (
-    NEED_DATA,
-    PAUSED,
-    ConnectionClosed,
-    Data,
-    EndOfMessage,
-    HTTPError,
-    Request,
-)
+from cotyledon.wsgi._http_events import NEED_DATA, HTTPError, Request
+from cotyledon.wsgi._wsgi_input import BodyError, ClientDisconnected, InputStream
 from cotyledon.wsgi._wsgi_response import (
     FileWrapper,
     ResponseError,
@@ -49,18 +42,6 @@ SEND_TIMEOUT = 30.0  # seconds without any progress before a slow reader is drop
 DRAIN_SECONDS = 2.0  # reading what a client still sends after an error response...
 DRAIN_BYTES = 1 << 20  # ...stops after this long or this many bytes
 SERVER_HEADER = (b"Server", b"cotyledon")
-
-
-class ClientDisconnected(OSError):
-    """The client went away (reset, timeout, EOF mid-body)."""
-
-
-class BodyError(OSError):
-    """Reading the request body failed on a protocol error (``error`` has the status)."""
-
-    def __init__(self, error: HTTPError) -> None:
-        super().__init__(error.reason)
-        self.error = error
 
 
 class DateCache:
@@ -193,103 +174,6 @@ def _wait(fd: int, events: int, timeout: float) -> bool:
     return bool(poller.poll(max(timeout, 0.0) * 1000))
 
 
-class InputStream:
-    """``wsgi.input``: the request body, read from the protocol on demand.
-
-    ``100 Continue`` is sent before the first read when the client asked for it. Reads never
-    go past the body's end, so pipelined requests are safe.
-    """
-
-    def __init__(self, conn: Connection, expect_continue: bool, timeout: float) -> None:
-        self._conn = conn
-        self._continue = expect_continue
-        self._timeout = timeout
-        self._buffer = bytearray()
-        self.done = False
-        self.error: HTTPError | None = None
-
-    def _pull(self, wait: bool) -> bool:
-        """Move the next body event into the buffer; False when nothing more comes now."""
-        if self.done:
-            return False
-        protocol = self._conn.protocol
-        while True:
-            try:
-                event = protocol.next_event()
-            except HTTPError as exc:
-                self.error = exc
-                raise BodyError(exc) from None
-            if type(event) is Data:
-                self._buffer += event.data
-                return True
-            if type(event) is EndOfMessage:
-                self.done = True
-                return False
-            if event is not NEED_DATA:  # ConnectionClosed or PAUSED: no more body
-                self.done = True
-                if isinstance(event, ConnectionClosed):
-                    raise ClientDisconnected("client closed the connection mid-body")
-                return False
-            if not wait:
-                return False
-            if self._continue:
-                self._continue = False
-                self._conn.send(protocol.send_continue())
-            protocol.receive_data(self._conn.recv(self._timeout))
-
-    def finished_nowait(self) -> bool:
-        """True when the whole body has been received (consuming only buffered bytes)."""
-        try:
-            while self._pull(wait=False):
-                pass
-        except OSError:
-            return False
-        return self.done
-
-    def read(self, size: int | None = -1) -> bytes:
-        if size is None or size < 0:
-            while self._pull(wait=True):
-                pass
-            size = len(self._buffer)
-        while len(self._buffer) < size and self._pull(wait=True):
-            pass
-        data = bytes(self._buffer[:size])
-        del self._buffer[:size]
-        return data
-
-    def readline(self, size: int | None = -1) -> bytes:
-        limit = size if size is not None and size >= 0 else None
-        while True:
-            end = self._buffer.find(b"\n")
-            if end >= 0 and (limit is None or end < limit):
-                return self.read(end + 1)
-            if limit is not None and len(self._buffer) >= limit:
-                return self.read(limit)
-            if not self._pull(wait=True):
-                return self.read(len(self._buffer) if limit is None else limit)
-
-    def readlines(self, hint: int = -1) -> list[bytes]:
-        lines: list[bytes] = []
-        total = 0
-        while True:
-            line = self.readline()
-            if not line:
-                return lines
-            lines.append(line)
-            total += len(line)
-            if 0 < hint <= total:
-                return lines
-
-    def __iter__(self) -> InputStream:
-        return self
-
-    def __next__(self) -> bytes:
-        line = self.readline()
-        if not line:
-            raise StopIteration
-        return line
-
-
 class RequestHandler:
     """Runs requests of any connection; one per worker, shared by the pool threads.
 
@@ -404,7 +288,7 @@ class RequestHandler:
 class _ResponseWriter:
     """Turns one app's result into bytes on the socket (head joined with small bodies)."""
 
-    __slots__ = ("body", "conn", "handler", "head_only", "pending_head", "sent", "start_response")
+    __slots__ = ("body", "conn", "handler", "head_only", "sent", "start_response")
 
     def __init__(
         self, handler: RequestHandler, conn: Connection, body: InputStream, head_only: bool
@@ -414,7 +298,6 @@ class _ResponseWriter:
         self.body = body
         self.head_only = head_only
         self.sent = 0
-        self.pending_head = b""
         self.start_response = StartResponse(self.write)
 
     def _head(self, length: int | None) -> bytes:
@@ -522,7 +405,6 @@ def _count_sent_elsewhere(protocol: Any, count: int) -> None:
 
 
 __all__ = [
-    "PAUSED",
     "ClientDisconnected",
     "Connection",
     "DateCache",

@@ -11,9 +11,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cotyledon.wsgi._connection import Connection, InputStream
+from cotyledon.wsgi._connection import Connection
 from cotyledon.wsgi._http_events import Request
 from cotyledon.wsgi._http_protocol import ServerConnection
+from cotyledon.wsgi._wsgi_input import InputStream
 
 
 @pytest.fixture
