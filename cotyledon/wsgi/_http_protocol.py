@@ -17,16 +17,12 @@ read as two, nor two as one.
 from __future__ import annotations
 
 import enum
-import re
-from http import HTTPStatus
 from typing import Literal
 
 from cotyledon.wsgi._http_events import (
     END_OF_MESSAGE,
-    FIELD_VALUE_RE,
     NEED_DATA,
     PAUSED,
-    TOKEN_RE,
     ConnectionClosed,
     Data,
     EndOfMessage,
@@ -37,7 +33,8 @@ from cotyledon.wsgi._http_events import (
     Sentinel,
 )
 from cotyledon.wsgi._http_framing import END, ChunkedReader
-from cotyledon.wsgi._http_head import CHUNKED, HeadReader, Limits, connection_tokens
+from cotyledon.wsgi._http_head import CHUNKED, HeadReader, Limits
+from cotyledon.wsgi._http_serialize import STATUS_LINES, add_headers, status_line
 
 __all__ = ["DEFAULT_LIMITS", "Event", "Limits", "ServerConnection", "State"]
 
@@ -72,69 +69,12 @@ _CLOSED = State.CLOSED
 _ERROR = State.ERROR
 
 
-# Response headers the application may not send (PEP 3333 hop-by-hop): Connection, Keep-Alive
-# and Transfer-Encoding are consumed (a "close" and a "chunked" are honoured); the others are
-# refused.
-_R_CL, _R_TE, _R_CONNECTION, _R_DROP, _R_REFUSE = range(5)
-_RESPONSE_SPECIAL = {
-    b"content-length": _R_CL,
-    b"transfer-encoding": _R_TE,
-    b"connection": _R_CONNECTION,
-    b"keep-alive": _R_DROP,
-    b"upgrade": _R_REFUSE,
-    b"te": _R_REFUSE,
-    b"trailer": _R_REFUSE,
-    b"proxy-connection": _R_REFUSE,
-}
-
-_DIGITS_RE = re.compile(rb"[0-9]{1,18}")
-_REASON_RE = re.compile(rb"[\t \x21-\x7e\x80-\xff]*")
-
 # Body framings, both directions.
 _NO_BODY, _LENGTH, _CHUNKED, _UNTIL_CLOSE = range(4)
 
 DEFAULT_LIMITS = Limits()
 
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
-_STATUS_LINES: dict[int, bytes] = {
-    s.value: b"HTTP/1.1 %d %s\r\n" % (s.value, s.phrase.encode("ascii")) for s in HTTPStatus
-}
-
-
-# (name, value) -> (field line, kind) for headers already validated: most response headers
-# repeat (Content-Type, Server, a Date per second), so most requests validate nothing.
-_HEADER_CACHE: dict[tuple[bytes, bytes], tuple[bytes, int | None]] = {}
-_HEADER_CACHE_SIZE = 4096
-
-
-def _header_line(header: tuple[bytes, bytes]) -> tuple[bytes, int | None]:
-    """Validate one application header; return its field line and what it means to us."""
-    name, value = header
-    if type(name) is not bytes or type(value) is not bytes:
-        raise LocalProtocolError("response header names and values must be bytes")
-    if TOKEN_RE.fullmatch(name) is None:
-        raise LocalProtocolError(f"invalid response header name {name!r}")
-    if FIELD_VALUE_RE.fullmatch(value) is None:
-        raise LocalProtocolError(f"invalid value for response header {name!r}")
-    kind = _RESPONSE_SPECIAL.get(name.lower())
-    if kind == _R_CL and _DIGITS_RE.fullmatch(value) is None:
-        raise LocalProtocolError("invalid Content-Length")
-    if kind == _R_TE and value.lower() != b"chunked":
-        raise LocalProtocolError("only the chunked transfer coding is supported")
-    if kind == _R_REFUSE:
-        raise LocalProtocolError(f"hop-by-hop header {name!r} is not allowed")
-    return b"%s: %s\r\n" % (name, value), kind
-
-
-def _status_line(status: int, reason: bytes | None) -> bytes:
-    if reason is None:
-        line = _STATUS_LINES.get(status)
-        if line is not None:
-            return line
-        reason = b""
-    elif _REASON_RE.fullmatch(reason) is None:
-        raise LocalProtocolError("invalid reason phrase")
-    return b"HTTP/1.1 %d %s\r\n" % (status, reason)
 
 
 class ServerConnection:
@@ -354,8 +294,8 @@ class ServerConnection:
         headers: list[tuple[bytes, bytes]],
         reason: bytes | None,
     ) -> bytes:
-        parts = [_status_line(status, reason)]
-        length, app_chunked, app_close = self._add_headers(parts, headers)
+        parts = [status_line(status, reason)]
+        length, app_chunked, app_close = add_headers(parts, headers)
         if status < 200:
             return self._informational_head(status, parts)
         mode = self._choose_framing(request, status, parts, length, app_chunked)
@@ -416,39 +356,6 @@ class ServerConnection:
             parts.append(b"Transfer-Encoding: chunked\r\n")
             return _CHUNKED
         return _UNTIL_CLOSE
-
-    def _add_headers(
-        self, parts: list[bytes], headers: list[tuple[bytes, bytes]]
-    ) -> tuple[int | None, bool, bool]:
-        """Validate the application's headers into ``parts``; return its framing wishes."""
-        length: int | None = None
-        chunked = False
-        close = False
-        cache = _HEADER_CACHE
-        for header in headers:
-            try:
-                line, kind = cache[header]
-            except KeyError:
-                line, kind = _header_line(header)
-                if len(cache) >= _HEADER_CACHE_SIZE:
-                    cache.clear()
-                cache[header] = line, kind
-            except TypeError:
-                raise LocalProtocolError(
-                    "response headers must be (bytes, bytes) tuples"
-                ) from None
-            if kind is None:
-                parts.append(line)
-            elif kind == _R_CL:
-                if length is not None:
-                    raise LocalProtocolError("repeated Content-Length")
-                length = int(header[1])
-                parts.append(line)
-            elif kind == _R_TE:
-                chunked = True
-            elif kind == _R_CONNECTION:
-                close = close or b"close" in connection_tokens(header[1])
-        return length, chunked, close
 
     def send_data(self, data: bytes) -> bytes:
         """Return the bytes that carry ``data`` as (part of) the response body.
@@ -527,14 +434,14 @@ class ServerConnection:
         if started:
             return b""
         status = exc.status_hint if 400 <= exc.status_hint <= 599 else 500
-        line = _STATUS_LINES.get(status) or _status_line(status, b"Error")
+        line = STATUS_LINES.get(status) or status_line(status, b"Error")
         body = line[13:].rstrip(b"\r\n") + b"\n"
         if isinstance(exc, RemoteProtocolError):
             # Our reasons never echo request bytes, so they are safe to show.
             body += exc.reason.encode("ascii", "replace") + b"\n"
         parts = [line]
         if headers:
-            self._add_headers(parts, headers)
+            add_headers(parts, headers)
         parts.append(
             b"Content-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\n"
             b"Connection: close\r\n\r\n%s" % (len(body), body)
