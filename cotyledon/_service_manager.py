@@ -295,6 +295,10 @@ class ServiceManager:
         except BaseException:
             self._teardown()
             raise
+        others = [t.name for t in threading.enumerate() if t is not threading.current_thread()]
+        if others:
+            # fork() copies only this thread: locks those threads hold stay held in workers.
+            _utils.LOG.log(_utils.TRACE, "master forks with other threads alive: %s", others)
         with self._lock:
             self._state = "running"
             self._drain_commands()
