@@ -44,7 +44,7 @@ STATUS_LINES: dict[int, bytes] = {
 # (name, value) -> (field line, kind) for headers already validated: most response headers
 # repeat (Content-Type, Server, a Date per second), so most requests validate nothing.
 _HEADER_CACHE: dict[tuple[bytes, bytes], tuple[bytes, int | None]] = {}
-_HEADER_CACHE_SIZE = 4096
+_HEADER_CACHE_SIZE = 256  # small: Date and Content-Length values churn it anyway
 
 
 def _header_line(header: tuple[bytes, bytes]) -> tuple[bytes, int | None]:
