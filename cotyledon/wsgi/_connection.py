@@ -386,22 +386,9 @@ class _ResponseWriter:
         self.sent += sent
         if sent < count:
             raise ClientDisconnected("file shorter than its announced length")
-        _count_sent_elsewhere(protocol, sent)
+        protocol.send_data_external(sent)
         self._send(protocol.send_end())
         return True
-
-
-def _count_sent_elsewhere(protocol: Any, count: int) -> None:
-    """Tell the protocol ``count`` body bytes went out through ``sendfile``.
-
-    NOTE: ``ServerConnection`` has no public call for this yet (asked of its owner); until it
-    has, adjust the remaining Content-Length the way ``send_data`` would.
-    """
-    hook = getattr(protocol, "sent_elsewhere", None)
-    if hook is not None:
-        hook(count)
-    else:
-        protocol._resp_remaining -= count
 
 
 __all__ = [
