@@ -460,15 +460,16 @@ class ServiceManager:
             self._control.read_fd,
             self._seatbelt.write_fd,
         )
-        with _signals.blocked(MASTER_SIGNALS):
+        with _signals.blocked(_signals.all_signals()) as mask:
             pid = os.fork()
             if pid == 0:  # pragma: no cover - the child never returns from here
                 _service_worker.forked_main(
                     config,
-                    MASTER_SIGNALS,
-                    master_fds,
-                    self._seatbelt.read_fd,
-                    self._control.write_fd,
+                    master_signals=MASTER_SIGNALS,
+                    mask=mask,
+                    master_fds=master_fds,
+                    seatbelt_fd=self._seatbelt.read_fd,
+                    control_fd=self._control.write_fd,
                 )
         return pid
 

@@ -23,7 +23,7 @@ import random
 import signal
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, NoReturn
 
 from cotyledon import _control, _event_loop, _seatbelt, _signals, _systemd, _utils
@@ -76,18 +76,21 @@ def _flush_and_exit(code: int) -> NoReturn:
 
 def forked_main(
     config: WorkerConfig,
+    *,
     master_signals: Sequence[int],
+    mask: Iterable[int],
     master_fds: Sequence[int],
     seatbelt_fd: int,
     control_fd: int,
 ) -> NoReturn:
-    """Entry point in a child forked by the master. Never returns."""
+    """Entry point in a child forked by the master (every signal blocked; ``mask`` is the
+    signal mask to restore once the worker's own handlers are in place). Never returns."""
     code = EXIT_EXCEPTION
     try:
         _signals.reset_in_child(master_signals, master_fds)
         _control.attach_worker(control_fd)
         worker = ServiceWorker(config, seatbelt_fd)
-        code = worker.main(unblock=master_signals)
+        code = worker.main(mask)
     except SystemExit as exc:
         code = _system_exit_code(exc)
     except BaseException:
@@ -102,7 +105,7 @@ def spawned_main(config: WorkerConfig, seatbelt: Any, control: Any) -> NoReturn:
     try:
         _control.attach_worker(control.fileno())
         worker = ServiceWorker(config, seatbelt.fileno())
-        code = worker.main(unblock=())
+        code = worker.main(None)
     except SystemExit as exc:
         code = _system_exit_code(exc)
     except BaseException:
@@ -129,8 +132,9 @@ class ServiceWorker:
 
     # -- start-up --------------------------------------------------------------------
 
-    def main(self, unblock: Sequence[int]) -> int:
-        """Start the worker and run its loop; return the exit status."""
+    def main(self, mask: Iterable[int] | None) -> int:
+        """Start the worker and run its loop; return the exit status. ``mask``: the signal
+        mask to restore after the worker's handlers are installed (None: leave it)."""
         if os.getppid() == self.config.master_pid and not _seatbelt.arm_in_child(
             self.config.master_pid
         ):
@@ -139,7 +143,8 @@ class ServiceWorker:
         random.seed()
         self._signals = _signals.SignalPipe(WORKER_SIGNALS)
         self._signals.install()
-        _signals.unblock(unblock)
+        if mask is not None:
+            _signals.restore_mask(mask)
         self.service = self._build_service()
         _utils.setproctitle(_utils.worker_title(self._name(), self.config.worker_id))
         _utils.run_hooks(

@@ -98,13 +98,20 @@ class SignalPipe:
 
 
 @contextlib.contextmanager
-def blocked(signals: Iterable[int]) -> Iterator[None]:
-    """Block ``signals`` in this thread for the duration (around ``fork()``)."""
+def blocked(signals: Iterable[int]) -> Iterator[set[int]]:
+    """Block ``signals`` in this thread for the duration (around ``fork()``); yields the
+    mask that was in force before, which a child restores once it is set up."""
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, signals)
     try:
-        yield
+        yield {int(sig) for sig in previous}
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def all_signals() -> set[int]:
+    """Every signal that can be blocked: a fork blocks them all, so that no signal sent to
+    the fresh child can run a handler of the parent's (whichever library installed it)."""
+    return {int(sig) for sig in signal.valid_signals()} - {signal.SIGKILL, signal.SIGSTOP}
 
 
 def reset_in_child(signals: Iterable[int], fds: Iterable[int]) -> None:
@@ -121,5 +128,6 @@ def reset_in_child(signals: Iterable[int], fds: Iterable[int]) -> None:
                 raise
 
 
-def unblock(signals: Iterable[int]) -> None:
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, signals)
+def restore_mask(mask: Iterable[int]) -> None:
+    """Set this thread's signal mask (in a child: the one from before the fork)."""
+    signal.pthread_sigmask(signal.SIG_SETMASK, mask)

@@ -43,7 +43,8 @@ def test_blocked_defers_delivery_until_the_block_ends() -> None:
     pipe = _signals.SignalPipe([signal.SIGUSR1])
     pipe.install()
     try:
-        with _signals.blocked([signal.SIGUSR1]):
+        with _signals.blocked([signal.SIGUSR1]) as previous:
+            assert signal.SIGUSR1 not in previous
             # to this thread: under xdist other threads would take a process signal
             signal.pthread_kill(threading.get_ident(), signal.SIGUSR1)
             assert signal.SIGUSR1 in signal.sigpending()
