@@ -139,7 +139,6 @@ class HealthServer:
             sock = _bind(host, port, backlog)
         sock.setblocking(False)
         self._listener = sock
-        self.requests_served = 0
 
     # -- for the event loop ----------------------------------------------------------------
 
@@ -266,7 +265,6 @@ class HealthServer:
         ]
         http = conn.http
         out = http.send_response(status, headers) + http.send_data(body) + http.send_end()
-        self.requests_served += 1
         self._queue(conn, out)
 
     def _route(self, request: Request) -> tuple[int, bytes, bytes, list[tuple[bytes, bytes]]]:

@@ -30,7 +30,6 @@ every reaped worker of a slot.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 # -- configuration -------------------------------------------------------------------------
@@ -424,11 +423,3 @@ class Rollout:
                 continue  # its worker is gone; the core respawns it with the new code
             self._starting[slot] = _Starting(slot, self._current[slot], now + config.start_timeout)
             actions.append(StartReplacement(slot, run.generation))
-
-
-def replay(rollout: Rollout, events: Iterable[tuple[Event, float]]) -> list[Action]:
-    """Feed ``(event, now)`` pairs in order; return every action (for tests and docs)."""
-    actions: list[Action] = []
-    for event, now in events:
-        actions.extend(rollout.on_event(event, now))
-    return actions

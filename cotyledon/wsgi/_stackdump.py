@@ -30,8 +30,3 @@ def arm(signum: int = DUMP_SIGNAL, file: TextIO | None = None) -> None:
     """
     out = sys.stderr if file is None else file
     faulthandler.register(signum, file=out, all_threads=True, chain=False)
-
-
-def disarm(signum: int = DUMP_SIGNAL) -> None:
-    """Remove the handler installed by :func:`arm`."""
-    faulthandler.unregister(signum)
