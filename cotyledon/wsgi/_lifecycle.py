@@ -78,6 +78,7 @@ class _Worker:
     board_index: int
     limits: rc.WorkerLimits
     retired: bool = False
+    dumped: bool = False  # stacks dumped as hung: killed at dump_kill_at, not a crash
     dump_kill_at: float | None = None
 
 
@@ -137,7 +138,7 @@ class Lifecycle:
         worker = self._workers.pop(pid, None)
         if worker is not None:
             self.board.release(worker.board_index)
-            if not worker.retired and worker.dump_kill_at is None:
+            if not worker.retired and not worker.dumped:
                 LOG.warning("Worker %d (pid %d) exited with %d", slot, pid, exit_code)
                 self._count_restart(slot, "crashed")
         self.memory.pop(pid, None)
@@ -274,7 +275,7 @@ class Lifecycle:
         beats = []
         for s in stats:
             owner = by_index.get(s.index)
-            if owner is None or owner[1].dump_kill_at is not None:
+            if owner is None or owner[1].dumped:
                 continue
             beats.append(
                 _hung.Heartbeat(
@@ -300,13 +301,14 @@ class Lifecycle:
                 ", booting" if hung.booting else "",
             )
             self._effects.send_signal(hung.pid, DUMP_SIGNAL)
+            worker.dumped = True
             worker.dump_kill_at = now + DUMP_GRACE
             self._count_restart(worker.slot, "hung", now)
 
     def _kill_dumped(self, now: float) -> None:
         for pid, worker in self._workers.items():
             if worker.dump_kill_at is not None and worker.dump_kill_at <= now:
-                worker.dump_kill_at = float("inf")  # once
+                worker.dump_kill_at = None  # once
                 self._effects.send_signal(pid, signal.SIGKILL)
 
     def _needs_memory(self) -> bool:

@@ -188,6 +188,7 @@ def test_hung_worker_is_dumped_then_killed(make: type[Harness]) -> None:
     h.now = 7.0
     h.life.on_tick()
     assert h.core.signals == [(pid, DUMP_SIGNAL), (pid, signal.SIGKILL)]
+    assert h.life.next_deadline() is None  # nothing left to wait for but the reap
     h.exit(pid, -9)
     assert h.life.restarts == {"hung": 1}  # not also counted as a crash
 
