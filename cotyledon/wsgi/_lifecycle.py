@@ -151,6 +151,23 @@ class Lifecycle:
         self._full_requested = True
         self._feed(_rollout.RolloutRequested(reason))
 
+    def scale_down(self, slot: int) -> int | None:
+        """SIGTTOU: ``slot`` is no longer served; its worker drains and is not replaced.
+
+        Returns the pid retired (through :meth:`Effects.retire`; the core owns its drain
+        deadline, as for any scale-down), or None when the slot had no worker.
+        """
+        pid = self.rollout.current().get(slot)
+        self._why.pop(slot, None)
+        self._feed(_rollout.SlotRemoved(slot))
+        worker = self._workers.get(pid) if pid is not None else None
+        if pid is None or worker is None:
+            return None
+        worker.retired = True
+        LOG.info("Worker %d (pid %d) retired: one worker fewer", slot, pid)
+        self._effects.retire(pid)
+        return pid
+
     def next_deadline(self) -> float | None:
         """When :meth:`on_tick` must run next (None: no need to wake up)."""
         times = [self.rollout.next_deadline()]

@@ -108,13 +108,25 @@ class WorkerExited:
 
 
 @dataclass(frozen=True, slots=True)
+class SlotRemoved:
+    """The worker count went down (SIGTTOU): ``slot`` is no longer served or replaced.
+
+    The driver retires the slot's worker itself; its exit is still reported.
+    """
+
+    slot: int
+
+
+@dataclass(frozen=True, slots=True)
 class DeadlineReached:
     """The time the driver was told to wake up at (or later) has come."""
 
     now: float
 
 
-Event = RolloutRequested | WorkerStarted | WorkerReady | WorkerExited | DeadlineReached
+Event = (
+    RolloutRequested | WorkerStarted | WorkerReady | WorkerExited | SlotRemoved | DeadlineReached
+)
 
 # -- actions (imperative) ------------------------------------------------------------------
 
@@ -302,6 +314,8 @@ class Rollout:
             self._on_ready(event, now, actions)
         elif isinstance(event, WorkerExited):
             self._on_exited(event, actions)
+        elif isinstance(event, SlotRemoved):
+            self._on_removed(event.slot, actions)
         else:
             self._on_deadline(event.now, actions)
         self._advance(now, actions)
@@ -364,6 +378,15 @@ class Rollout:
                 "it was ready",
                 actions,
             )
+
+    def _on_removed(self, slot: int, actions: list[Action]) -> None:
+        self._current.pop(slot, None)
+        run = self._run
+        if run is not None and slot in run.pending:
+            run.pending.remove(slot)
+        starting = self._starting.pop(slot, None)
+        if starting is not None and starting.new_pid is not None:
+            actions.append(KillWorker(slot, starting.new_pid, "slot removed"))
 
     def _on_deadline(self, now: float, actions: list[Action]) -> None:
         for drain in self._draining.values():

@@ -212,6 +212,21 @@ def test_crash_is_counted_and_the_slot_respawned_by_the_core(make: type[Harness]
     assert h.life.rollout.current() == {0: again}
 
 
+def test_scale_down_retires_without_replacement(make: type[Harness]) -> None:
+    h = make(LifecycleConfig(workers=2, memory_interval=0))
+    first, second = h.boot(0), h.boot(1)
+    assert h.life.scale_down(1) == second
+    assert h.core.retired == [second]
+    assert h.core.started == []
+    h.exit(second)
+    assert h.life.restarts == {}  # a scale-down is not a crash
+    assert h.life.rollout.current() == {0: first}
+    assert h.life.scale_down(7) is None
+    # SIGTTIN: the core forks a new slot, which simply joins.
+    third = h.boot(2)
+    assert h.life.rollout.current() == {0: first, 2: third}
+
+
 def test_aborted_rollout_pauses_recycling(make: type[Harness]) -> None:
     config = LifecycleConfig(
         workers=1,

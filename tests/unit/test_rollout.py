@@ -22,6 +22,7 @@ from cotyledon.wsgi._rollout import (
     RolloutConfig,
     RolloutRequested,
     RolloutStarted,
+    SlotRemoved,
     StartReplacement,
     WorkerExited,
     WorkerReady,
@@ -224,6 +225,33 @@ def test_slot_without_a_worker_is_skipped() -> None:
     ]
 
 
+def test_removed_slot_is_not_replaced() -> None:
+    r = fleet(3)
+    r.on_event(RolloutRequested("SIGHUP"), 0.0)
+    r.on_event(WorkerStarted(0, 200), 0.0)
+    assert r.on_event(SlotRemoved(2), 0.5) == []
+    assert r.current() == {0: 100, 1: 101}
+    # The driver retires 102 itself; its exit changes nothing for the rollout.
+    assert r.on_event(WorkerExited(2, 102), 0.6) == []
+    r.on_event(WorkerReady(0, 200), 1.0)
+    r.on_event(WorkerExited(0, 100), 1.5)
+    r.on_event(WorkerStarted(1, 201), 1.5)
+    r.on_event(WorkerReady(1, 201), 2.0)
+    assert r.on_event(WorkerExited(1, 101), 2.5) == [RolloutComplete(1, "SIGHUP")]
+    assert r.current() == {0: 200, 1: 201}
+
+
+def test_removing_a_slot_kills_its_booting_replacement() -> None:
+    r = fleet(2)
+    r.on_event(RolloutRequested("SIGHUP"), 0.0)
+    r.on_event(WorkerStarted(0, 200), 0.0)
+    assert r.on_event(SlotRemoved(0), 0.5) == [
+        KillWorker(0, 200, "slot removed"),
+        StartReplacement(1, 1),
+    ]
+    assert not r.in_transition(0)
+
+
 def test_empty_fleet_completes_at_once() -> None:
     assert Rollout().on_event(RolloutRequested("SIGHUP"), 0.0) == [
         RolloutStarted(1, "SIGHUP", ()),
@@ -337,6 +365,15 @@ class RolloutModel(RuleBasedStateMachine):
         if slot is None:
             slot = self.doomed.pop(pid)
         self.send(WorkerExited(slot, pid))
+
+    @precondition(lambda self: len(self.accepting) > 1)
+    @rule(data=st.data())
+    def scale_down(self, data: st.DataObject) -> None:
+        """SIGTTOU: the driver forgets a slot and retires its worker itself."""
+        pid = data.draw(st.sampled_from(sorted(self.accepting)))
+        slot = self.accepting.pop(pid)
+        self.send(SlotRemoved(slot))
+        self.doomed[pid] = slot
 
     @rule(seconds=st.sampled_from([0.5, 3.0, 6.0, 11.0]))
     def time_passes(self, seconds: float) -> None:
