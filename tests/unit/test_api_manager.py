@@ -205,3 +205,29 @@ def test_run_outside_the_main_thread_fails_cleanly(manager: cotyledon.ServiceMan
     assert set(os.listdir("/proc/self/fd")) <= fds_before  # no pipe leaked
     with pytest.raises(RuntimeError, match=r"can only be called once"):
         manager.run()
+
+
+def test_run_after_shutdown_stops_at_once_and_restores_signals(
+    manager: cotyledon.ServiceManager,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # run() in-process, with no service (nothing forks): keep pytest's session and title.
+    monkeypatch.setattr(os, "setsid", lambda: None)
+    monkeypatch.setattr(_utils, "setproctitle", lambda title: None)
+    caplog.set_level("DEBUG", logger="cotyledon._service_manager")
+    handlers = {sig: signal.getsignal(sig) for sig in _service_manager.MASTER_SIGNALS}
+    manager.shutdown()
+    with pytest.raises(SystemExit) as exc:
+        manager.run()
+    assert exc.value.code == 0
+    assert caplog.messages == [
+        "Manager shutdown requested",
+        "Caught SIGTERM signal, graceful exiting of master process",
+        "Killing services with signal SIGTERM",
+        "Waiting services to terminate",
+        "Shutdown finish",
+    ]
+    assert {sig: signal.getsignal(sig) for sig in handlers} == handlers
+    manager.shutdown()  # after run(): logs only, does not kill us
+    assert caplog.messages[-1] == "Manager shutdown requested"
