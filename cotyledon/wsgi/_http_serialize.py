@@ -41,17 +41,21 @@ STATUS_LINES: dict[int, bytes] = {
 }
 
 
-# (name, value) -> (field line, kind) for headers already validated: most response headers
-# repeat (Content-Type, Server, a Date per second), so most requests validate nothing.
-_HEADER_CACHE: dict[tuple[bytes, bytes], tuple[bytes, int | None]] = {}
+# (name, value) -> (field line, kind, Content-Length or 0) for headers already validated: most
+# response headers repeat (Content-Type, Server, a Date per second), so most requests validate
+# nothing.
+_HEADER_CACHE: dict[tuple[bytes, bytes], tuple[bytes, int | None, int]] = {}
 _HEADER_CACHE_SIZE = 256  # small: Date and Content-Length values churn it anyway
 
 
-def _header_line(header: tuple[bytes, bytes]) -> tuple[bytes, int | None]:
-    """Validate one application header; return its field line and what it means to us."""
+def _header_line(header: tuple[bytes, bytes]) -> tuple[bytes, int | None, int]:
+    """Validate one application header; return its field line, what it means to us and, for
+    a Content-Length, its value."""
     name, value = header
     if type(name) is not bytes or type(value) is not bytes:
         raise LocalProtocolError("response header names and values must be bytes")
+    # RFC 9110 §5.5: no whitespace around a field value; trim it rather than fail the response
+    value = value.strip(b" \t")
     if TOKEN_RE.fullmatch(name) is None:
         raise LocalProtocolError(f"invalid response header name {name!r}")
     if FIELD_VALUE_RE.fullmatch(value) is None:
@@ -63,7 +67,8 @@ def _header_line(header: tuple[bytes, bytes]) -> tuple[bytes, int | None]:
         raise LocalProtocolError("only the chunked transfer coding is supported")
     if kind == _R_REFUSE:
         raise LocalProtocolError(f"hop-by-hop header {name!r} is not allowed")
-    return b"%s: %s\r\n" % (name, value), kind
+    length = int(value) if kind == _R_CL else 0
+    return b"%s: %s\r\n" % (name, value), kind, length
 
 
 def status_line(status: int, reason: bytes | None) -> bytes:
@@ -96,12 +101,12 @@ def add_headers(
     cache = _HEADER_CACHE
     for header in headers:
         try:
-            line, kind = cache[header]
+            line, kind, value = cache[header]
         except KeyError:
-            line, kind = _header_line(header)
+            line, kind, value = entry = _header_line(header)
             if len(cache) >= _HEADER_CACHE_SIZE:
                 cache.clear()
-            cache[header] = line, kind
+            cache[header] = entry
         except TypeError:
             raise LocalProtocolError("response headers must be (bytes, bytes) tuples") from None
         if kind is None:
@@ -109,7 +114,7 @@ def add_headers(
         elif kind == _R_CL:
             if length is not None:
                 raise LocalProtocolError("repeated Content-Length")
-            length = int(header[1])
+            length = value
             parts.append(line)
         elif kind == _R_TE:
             chunked = True
