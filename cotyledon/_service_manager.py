@@ -263,10 +263,11 @@ class ServiceManager:
         """
         self._setup()
         try:
-            self._feed(sv.Started())
-            if self._shutdown_requested:
+            if self._shutdown_requested:  # shutdown() before run(): fork nothing
                 LOG.info("Caught SIGTERM signal, graceful exiting of master process")
                 self._feed(sv.StopRequested())
+            else:
+                self._feed(sv.Started())
             self._process()
             self._loop()
         finally:
