@@ -212,9 +212,12 @@ def test_run_after_shutdown_stops_at_once_and_restores_signals(
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    # run() in-process, with no service (nothing forks): keep pytest's session and title.
+    # run() in-process: keep pytest's session and title. The service is never forked:
+    # a shutdown requested before run() stops before the first fork.
     monkeypatch.setattr(os, "setsid", lambda: None)
     monkeypatch.setattr(_utils, "setproctitle", lambda title: None)
+    monkeypatch.setattr(os, "fork", lambda: pytest.fail("forked"))
+    manager.add(Svc, workers=2)
     caplog.set_level("DEBUG", logger="cotyledon._service_manager")
     handlers = {sig: signal.getsignal(sig) for sig in _service_manager.MASTER_SIGNALS}
     manager.shutdown()
