@@ -357,8 +357,26 @@ def _hosts() -> list[Case]:
     return cases
 
 
+def _lenient_target_bytes() -> list[Case]:
+    # Visible ASCII outside the URI grammar: clients send some raw ('|' in queries, '"' and
+    # '{}' from templates); they are passed on undecoded and the application decides.
+    cases = []
+    for char in b'\\"<>{}|^`[]':
+        target = b"/a%cb?x%cy" % (char, char)
+        cases.append(
+            _ok(
+                f"target-lenient-{char:02x}",
+                _get(target=target),
+                Expected(b"GET", target, b"1.1", b""),
+                rfc="RFC 9112 §3.2 (visible ASCII outside RFC 3986 is passed on, as h11 does)",
+            )
+        )
+    return cases
+
+
 def generated_cases() -> list[Case]:
     return [
+        *_lenient_target_bytes(),
         *_methods(),
         *_control_bytes(),
         *_separators_in_names(),
