@@ -124,7 +124,11 @@ def test_list_opts_for_the_config_generator() -> None:
 
 
 def test_entry_point_is_declared() -> None:
-    from importlib.metadata import entry_points
+    from importlib.metadata import PackageNotFoundError, distribution, entry_points
 
+    try:
+        distribution("cotyledon")
+    except PackageNotFoundError:
+        pytest.skip("cotyledon is not installed (run from a source tree): no entry points")
     eps = entry_points(group="oslo.config.opts")
     assert any(ep.value == "cotyledon.oslo_config_glue:list_opts" for ep in eps)
