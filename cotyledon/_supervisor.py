@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 import re
 from collections.abc import Callable, Hashable
 
@@ -310,6 +311,7 @@ class _Proc:
     healthy: bool = True
 
 
+@functools.cache
 def snake(name: str) -> str:
     """``ChildExited`` -> ``child_exited`` (event and action classes to method names)."""
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
