@@ -110,6 +110,7 @@ class ServerConnection:
         self._resp_mode = _NO_BODY
         self._resp_remaining = 0
         self._resp_strict_empty = False
+        self._head_sent = False  # a final response head was handed out
 
     # -- receiving -----------------------------------------------------------------------
 
@@ -320,6 +321,7 @@ class ServerConnection:
         else:
             parts.append(b"\r\n")
         self.our_state = _SEND_BODY
+        self._head_sent = True
         return b"".join(parts)
 
     def _informational_head(self, status: int, parts: list[bytes]) -> bytes:
@@ -423,12 +425,13 @@ class ServerConnection:
     ) -> bytes:
         """Return a complete small response for ``exc`` (text body, ``Connection: close``).
 
-        Returns ``b""`` when a response was already started (the connection can only be
-        closed then).  After this the connection is in ``State.ERROR``.
+        Returns ``b""`` when a response head was already handed out (the connection can only
+        be closed then); a refused ``send_response()`` handed nothing out, so this still
+        answers.  After this the connection is in ``State.ERROR``.
 
         :param headers: extra headers (Date, Server), validated like the application's.
         """
-        started = self.our_state is not _IDLE
+        started = self._head_sent
         self.their_state = _ERROR
         self.our_state = _ERROR
         if started:

@@ -202,6 +202,17 @@ def test_whitespace_around_app_values_is_trimmed() -> None:
     assert conn.send_end() == b""
 
 
+def test_a_refused_head_can_still_be_answered_with_an_error() -> None:
+    conn = _conn()
+    with pytest.raises(LocalProtocolError) as info:
+        conn.send_response(200, [(b"X", b"a\x01b")])
+    data = conn.error_response(info.value)
+    assert data.startswith(b"HTTP/1.1 500 Internal Server Error\r\n")
+    conn = _conn()
+    conn.send_response(200, [(b"Content-Length", b"1")])
+    assert conn.error_response(LocalProtocolError("late")) == b""
+
+
 def test_content_length_and_chunked_from_the_app_is_refused() -> None:
     conn = _conn()
     with pytest.raises(LocalProtocolError):
