@@ -319,8 +319,9 @@ class _ResponseWriter:
             headers = [*headers, (b"Content-Length", str(length).encode("ascii"))]
             sr.content_length = length
         headers = [*headers, (b"Date", self.handler.dates.get()), SERVER_HEADER]
-        sr.head_sent = True
-        return bytes(protocol.send_response(sr.status, headers, sr.reason or None))
+        head = bytes(protocol.send_response(sr.status, headers, sr.reason or None))
+        sr.head_sent = True  # only now: a refused head can still become a 500
+        return head
 
     def write(self, data: bytes) -> None:
         """PEP 3333 ``write()``: the head if not sent yet, then ``data``, unbuffered."""

@@ -412,3 +412,15 @@ def test_max_connections_leaves_new_clients_in_the_backlog() -> None:
         assert server.connections == 1
         first.close()
         assert second.response().body.split()[1] == b"/two"
+
+
+def test_header_refused_by_the_protocol_becomes_a_500(caplog: pytest.LogCaptureFixture) -> None:
+    def proxy_header_app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        start_response("200 OK", [("Proxy-Connection", "keep-alive")])
+        return [b"never sent"]
+
+    with serving(proxy_header_app) as (_, port), RawClient(("127.0.0.1", port)) as client:
+        resp = client.get("/")
+        assert resp.status == 500
+        assert b"never sent" not in resp.body
+    assert "Proxy-Connection" in caplog.text or "hop-by-hop" in caplog.text
