@@ -166,7 +166,9 @@ class Server:
                 self._close_idle(expired_only=False)
                 if not self._conns:
                     return
-            timeout = max(next_sweep - self.clock(), 0.0)
+            # Nothing can expire without connections: then sleep until an event comes.
+            busy = self._conns or self._accept_paused
+            timeout = max(next_sweep - self.clock(), 0.0) if busy else -1.0
             for fd, events in self._epoll.poll(timeout):
                 if fd in self._listeners:
                     self._accept(self._listeners[fd])
