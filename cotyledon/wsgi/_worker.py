@@ -35,7 +35,10 @@ from typing import Any
 import futurist
 
 import cotyledon
-from cotyledon.wsgi import _http_protocol  # imported by the master: shared by the workers
+from cotyledon.wsgi import (
+    _http_protocol,  # imported by the master: shared by the workers
+    _stackdump,
+)
 from cotyledon.wsgi._config import ServerConfig
 from cotyledon.wsgi._connection import Connection, RequestHandler
 from cotyledon.wsgi._environ import EnvironBuilder
@@ -346,8 +349,10 @@ class WSGIService(cotyledon.Service):
             app = load_app(app, pythonpath=config.pythonpath)
         assert callable(app)
         self.access_log = _open_access_log(config)
-        if self.access_log is not None and threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGUSR1, lambda *_: self.access_log.reopen())
+        if threading.current_thread() is threading.main_thread():
+            _stackdump.arm()  # SIGUSR2: every thread's stack to stderr (hung workers)
+            if self.access_log is not None:
+                signal.signal(signal.SIGUSR1, self._on_sigusr1)
         for sock in sockets:
             sock.setblocking(False)
         self.server = Server(
@@ -356,6 +361,10 @@ class WSGIService(cotyledon.Service):
             sockets,
             on_request_done=self._log_request if self.access_log is not None else None,
         )
+
+    def _on_sigusr1(self, signum: int, frame: object) -> None:
+        # Not in the handler itself: the log's lock may be held by the code it interrupted.
+        threading.Thread(target=self.access_log.reopen, name="reopen-log", daemon=True).start()
 
     def run(self) -> None:
         self.server.serve_forever()

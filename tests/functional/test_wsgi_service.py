@@ -7,6 +7,7 @@ tested in test_wsgi_cli.py.)
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 
@@ -84,5 +85,15 @@ def test_sighup_replaces_workers_and_keeps_serving(program: type[Program]) -> No
         30,
         "two new workers",
     )
+    with RawClient(address) as client:
+        assert client.get("/?ms=0").status == 200
+
+
+def test_sigusr2_dumps_a_worker_stacks(program: type[Program]) -> None:
+    prog, address = start(program)
+    worker = prog.descendants()[0]
+    os.kill(worker, signal.SIGUSR2)
+    prog.wait_line(r"most recent call first", 30)
+    assert worker in prog.descendants()  # the worker survives its dump
     with RawClient(address) as client:
         assert client.get("/?ms=0").status == 200
