@@ -16,6 +16,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import signal
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -71,10 +74,6 @@ def _forward_reopen_signal(manager: ServiceManager, service_id: ServiceId) -> No
     Installed only from the main thread. Processes forked from the master inherit the
     handler; it does nothing outside the master.
     """
-    import os  # noqa: PLC0415
-    import signal  # noqa: PLC0415
-    import threading  # noqa: PLC0415
-
     if threading.current_thread() is not threading.main_thread():
         LOG.warning("add() not called from the main thread: SIGUSR1 is not forwarded")
         return
@@ -121,8 +120,6 @@ def add(
     :raises OSError: a listening socket cannot be opened.
     :raises RuntimeError: the app cannot be imported (``AppLoadError``).
     """
-    import os  # noqa: PLC0415
-
     from cotyledon.wsgi import _listeners  # noqa: PLC0415
 
     changes = dict(options)
