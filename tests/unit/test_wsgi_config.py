@@ -75,9 +75,9 @@ def test_networks_accepted() -> None:
 
 
 def test_unknown_setting_is_named() -> None:
-    with pytest.raises(ConfigError, match="^wrokers: unknown setting$"):
+    with pytest.raises(ConfigError, match=r"^wrokers: unknown setting$"):
         make_config(wrokers=2)
-    with pytest.raises(ConfigError, match="^nope: unknown setting$"):
+    with pytest.raises(ConfigError, match=r"^nope: unknown setting$"):
         ServerConfig().replace(nope=1)
 
 
@@ -109,7 +109,7 @@ def test_web_concurrency() -> None:
     assert environ_defaults({}) == {}
     assert environ_defaults({"WEB_CONCURRENCY": " "}) == {}
     for bad in ("0", "x", "+3", "٣"):
-        with pytest.raises(ConfigError, match="^WEB_CONCURRENCY: "):
+        with pytest.raises(ConfigError, match=r"^WEB_CONCURRENCY: "):
             environ_defaults({"WEB_CONCURRENCY": bad})
 
 
