@@ -34,6 +34,7 @@ def app(environ, start_response):
 
 
 logging.basicConfig(level=logging.INFO, format="%(process)d %(name)s %(message)s")
+logging.getLogger("cotyledon._service_worker").setLevel(logging.DEBUG)
 listener = socket.socket()
 listener.bind(("127.0.0.1", 0))
 listener.listen(64)
@@ -91,7 +92,8 @@ def test_sighup_replaces_workers_and_keeps_serving(program: type[Program]) -> No
 
 def test_sigusr2_dumps_a_worker_stacks(program: type[Program]) -> None:
     prog, address = start(program)
-    worker = prog.descendants()[0]
+    # The dump is armed when the worker's service is built, which the worker logs.
+    worker = int(prog.wait_line(r"Run service wsgi\(\d\) \[(\d+)\]", 30).group(1))
     os.kill(worker, signal.SIGUSR2)
     prog.wait_line(r"most recent call first", 30)
     assert worker in prog.descendants()  # the worker survives its dump
