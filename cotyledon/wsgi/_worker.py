@@ -403,5 +403,5 @@ def _open_access_log(config: ServerConfig) -> Any:
         return None
     from cotyledon.wsgi._access_log import AccessLog  # noqa: PLC0415
 
-    target = None if config.access_log_file == "-" else config.access_log_file
-    return AccessLog(target, config.access_log_format)
+    # "-" is standard output (gunicorn's convention); None would mean "no access log".
+    return AccessLog(config.access_log_file, config.access_log_format)
