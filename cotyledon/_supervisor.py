@@ -534,8 +534,15 @@ class Supervisor:
             self.deadlines.set("watchdog", now + self.watchdog_interval)
             return [Notify("watchdog")] if self.healthy() else []
         if name == "extend":
+            # Ask systemd for more time only while our own graceful deadline is ahead: an
+            # unbounded stop (timeout 0) is left to systemd's TimeoutStopSec, and the
+            # extension stops once our deadline has passed (SIGKILL is then under way).
             assert self.extend_interval is not None
-            self.deadlines.set("extend", now + self.extend_interval)
+            graceful = self.deadlines.get("graceful")
+            if graceful is None or graceful <= now:
+                return []
+            if graceful > now + self.extend_interval:
+                self.deadlines.set("extend", now + self.extend_interval)
             return [Notify("extend", "stopping")]
         # ("spawn", service_id): a throttle pause or a fork retry ended.
         return self._converge(now) if self.phase is Phase.RUNNING else []
@@ -594,8 +601,8 @@ class Supervisor:
         self.deadlines.clear()
         if self.graceful_shutdown_timeout and self.graceful_shutdown_timeout > 0:
             self.deadlines.set("graceful", now + self.graceful_shutdown_timeout)
-        if self.extend_interval:
-            self.deadlines.set("extend", now + self.extend_interval)
+            if self.extend_interval:
+                self.deadlines.set("extend", now + self.extend_interval)
         actions: list[Action] = [
             Notify("stopping", "stopping"),
             RunHooks("terminate"),

@@ -9,7 +9,7 @@ sys.path.insert(0, os.path.abspath("../.."))
 
 project = "cotyledon"
 author = "cotyledon developers"
-copyright = "2026, cotyledon developers"  # noqa: A001
+copyright = "2026, cotyledon developers"
 
 extensions = [
     "sphinx.ext.autodoc",

@@ -293,6 +293,26 @@ def test_extend_timeout_while_stopping() -> None:
     assert m.advance(5.0) == [sv.Notify("extend", "stopping")]
 
 
+def test_extend_timeout_stops_at_the_graceful_deadline() -> None:
+    m = FakeMaster(timeout=12, extend_interval=5.0)
+    m.add(1)
+    m.start()
+    m.feed(sv.StopRequested())
+    assert m.advance(5.0) == [sv.Notify("extend", "stopping")]  # t=5, deadline at 12
+    assert m.advance(5.0) == [sv.Notify("extend", "stopping")]  # t=10: the last one
+    actions = m.advance(5.0)  # t=15: the graceful deadline (12) passed, no more extension
+    assert sv.Notify("extend", "stopping") not in actions
+    assert not [a for a in m.advance(30.0) if isinstance(a, sv.Notify)]
+
+
+def test_unbounded_stop_never_asks_systemd_for_more_time() -> None:
+    m = FakeMaster(timeout=0, extend_interval=5.0)
+    m.add(1)
+    m.start()
+    m.feed(sv.StopRequested())
+    assert m.advance(60.0) == []
+
+
 def test_idle_master_has_no_deadline() -> None:
     m = FakeMaster()
     m.add(3)
