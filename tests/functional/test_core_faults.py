@@ -1,12 +1,17 @@
 """Faults: a crash loop beside a healthy service, the give-up policy, signal bursts,
-mass worker death, fork failing for lack of processes, and an idle master that sleeps."""
+mass worker death, fork failing for lack of processes (injected, and a real kernel limit),
+and an idle master that sleeps."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
 import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -130,6 +135,69 @@ def test_fork_failing_is_retried_with_backoff_and_logged(program) -> None:  # ty
     prog.signal(signal.SIGTERM)
     assert prog.wait() == 0
     assert prog.output().count("Cannot start worker") == 4
+
+
+def _pids_cgroup_root() -> Path | None:
+    """A writable pids controller (cgroup v1, or v2 with pids enabled), or None."""
+    v1, v2 = Path("/sys/fs/cgroup/pids"), Path("/sys/fs/cgroup")
+    control = v2 / "cgroup.subtree_control"
+    candidates = [v1]
+    if control.exists() and "pids" in control.read_text().split():
+        candidates.append(v2)
+    for root in candidates:
+        if (root / "cgroup.procs").exists() and os.access(root, os.W_OK):
+            return root
+    return None
+
+
+@pytest.fixture
+def pids_cgroup() -> Iterator[Path]:
+    """A fresh pids cgroup (what systemd's TasksMax= uses), removed afterwards."""
+    root = _pids_cgroup_root()
+    if root is None:
+        pytest.skip("needs a writable pids cgroup controller (root, /sys/fs/cgroup)")
+    group = root / f"cotyledon-test-{os.getpid()}-{time.monotonic_ns()}"
+    group.mkdir()
+    try:
+        yield group
+    finally:
+        for pid in (group / "cgroup.procs").read_text().split():  # none once the test passed
+            with contextlib.suppress(OSError):
+                (root / "cgroup.procs").write_text(pid)
+        group.rmdir()
+
+
+# Join the cgroup, then exec the example: the master's first fork is already limited.
+IN_CGROUP = """
+import os, sys
+with open(sys.argv[1], "w") as procs:
+    procs.write(str(os.getpid()))
+os.execv(sys.executable, [sys.executable, *sys.argv[2:]])
+"""
+
+
+@pytest.mark.timeout(60)
+def test_real_process_limit_is_retried_until_it_is_raised(program, pids_cgroup) -> None:  # type: ignore[no-untyped-def]
+    """A real kernel limit on processes (pids.max, systemd's TasksMax; root ignores
+    RLIMIT_NPROC): the master may own nothing but itself, so every fork fails with EAGAIN
+    and is retried with a logged, growing backoff - no exit, no hot loop. Raising the limit
+    lets the workers start."""
+    (pids_cgroup / "pids.max").write_text("1")  # the master alone
+    procs = str(pids_cgroup / "cgroup.procs")
+    prog = program([sys.executable, "-c", IN_CGROUP, procs, str(EXAMPLES / "many.py"), "3"])
+    pid = master_pid(prog)
+    for _ in range(3):  # retried, each time with a delay
+        prog.wait_line(
+            rf"^ERROR:{MASTER}:Cannot start worker \d of service idle: "
+            r"\[Errno 11\] Resource temporarily unavailable; retrying in [\d.]+ s$"
+        )
+    assert not children_of(pid)
+    (pids_cgroup / "pids.max").write_text("max")
+    wait_for(lambda: len(children_of(pid)) == 3, timeout=30, what="the workers")
+    for _ in range(3):
+        prog.wait_line(r"^idle \d running")
+    prog.signal(signal.SIGTERM)
+    assert prog.wait() == 0
 
 
 @pytest.mark.timeout(60)
