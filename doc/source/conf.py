@@ -13,17 +13,13 @@ copyright = "2026, cotyledon developers"
 
 extensions = [
     "sphinx.ext.autodoc",
-    "sphinx.ext.intersphinx",
     "sphinx.ext.viewcode",
 ]
 
 autodoc_member_order = "bysource"
 autodoc_typehints = "description"
-intersphinx_mapping = {"python": ("https://docs.python.org/3", None)}
-# The build must not need the network (CI has none): intersphinx is only used when the
-# inventory is cached; a missing inventory is not an error.
-intersphinx_disabled_reftypes = ["*"]
-intersphinx_timeout = 1
+# No intersphinx: the build must not need the network (CI has none, and a failed
+# inventory fetch is a warning, which -W turns into an error).
 
 master_doc = "index"
 exclude_patterns = ["_build"]
