@@ -166,7 +166,8 @@ class ServiceManager:
         config = _ServiceConfig(service_id, service, workers, tuple(args or ()), kwargs or {})
         with self._lock:
             self._services[service_id] = config
-            self._queue(sv.ServiceAdded(service_id, workers, give_up))
+            name = getattr(service, "name", None) or getattr(service, "__name__", "")
+            self._queue(sv.ServiceAdded(service_id, workers, give_up, name=str(name)))
         return service_id
 
     def reconfigure(self, service_id: ServiceId, workers: int) -> None:

@@ -63,6 +63,8 @@ class ServiceAdded:
     service_id: ServiceId
     workers: int
     give_up: GiveUpPolicy | None = None
+    #: Shown in the systemd STATUS line (default: none, only the totals are shown).
+    name: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -297,6 +299,7 @@ class _Service:
     service_id: ServiceId
     workers: int
     budget: RestartBudget
+    name: str = ""
     spawn_failures: int = 0
     #: Worker ids whose worker died and awaits its replacement (a restart).
     restarting: set[WorkerId] = dataclasses.field(default_factory=set)
@@ -380,7 +383,21 @@ class Supervisor:
         return all(proc.healthy for proc in self._procs.values())
 
     def status_line(self) -> str:
-        return f"{self.started_workers()}/{self.configured_workers()} workers running"
+        """``"3/4 workers running (Collector 2/2, web 1/2)"``: totals, then per service."""
+        line = f"{self.started_workers()}/{self.configured_workers()} workers running"
+        parts = [
+            f"{svc.name} {self._started_of(svc.service_id)}/{max(svc.workers, 0)}"
+            for svc in self._services.values()
+            if svc.name
+        ]
+        return f"{line} ({', '.join(parts)})" if parts else line
+
+    def _started_of(self, service_id: ServiceId) -> int:
+        return sum(
+            1
+            for (sid, _), pid in self._slots.items()
+            if sid == service_id and self._procs[pid].started
+        )
 
     def respawn_delay(self, service_id: ServiceId, now: float) -> float:
         """Seconds before the service's next fork is allowed by its restart budget."""
@@ -407,7 +424,9 @@ class Supervisor:
 
     def _on_service_added(self, event: ServiceAdded, now: float) -> list[Action]:
         budget = RestartBudget(event.workers, give_up=event.give_up)
-        self._services[event.service_id] = _Service(event.service_id, event.workers, budget)
+        self._services[event.service_id] = _Service(
+            event.service_id, event.workers, budget, name=event.name
+        )
         return self._converge(now) if self.phase is Phase.RUNNING else []
 
     def _on_reconfigured(self, event: Reconfigured, now: float) -> list[Action]:
@@ -590,7 +609,10 @@ class Supervisor:
         if self._ready_sent:
             return [Notify("status", self.status_line())]
         if self.started_workers() < self.configured_workers():
-            return []
+            # Before READY too: `systemctl status` shows start-up progress (systemd.md 1.6),
+            # and the tail of a reload still reads as one.
+            prefix = "reloading: " if self._reloading is not None else ""
+            return [Notify("status", prefix + self.status_line())]
         self._ready_sent = True
         self._reloading = None
         return [Notify("ready", self.status_line())]

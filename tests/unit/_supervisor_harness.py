@@ -24,9 +24,9 @@ class FakeMaster:
         self.fail_forks = False
         self.exit_code: int | None = None
 
-    def add(self, workers: int, give_up: GiveUpPolicy | None = None) -> ServiceId:
+    def add(self, workers: int, give_up: GiveUpPolicy | None = None, name: str = "") -> ServiceId:
         sid = ServiceId(uuid.uuid4())
-        self.feed(sv.ServiceAdded(sid, workers, give_up))
+        self.feed(sv.ServiceAdded(sid, workers, give_up, name=name))
         return sid
 
     def feed(self, event: sv.Event) -> list[sv.Action]:
