@@ -126,7 +126,7 @@ _binds = st.one_of(
         st.one_of(
             st.ip_addresses(v=4).map(str),
             st.ip_addresses(v=6).map(lambda a: a.compressed),
-            st.from_regex(r"[a-z][a-z0-9-]{0,20}(\.[a-z][a-z0-9-]{0,20}){0,3}", fullmatch=True),
+            st.from_regex(r"[a-z]([a-z0-9-]{0,20}[a-z0-9])?(\.[a-z][a-z0-9]{0,20}){0,3}", fullmatch=True),
         ),
         st.integers(0, 65535),
     ),
