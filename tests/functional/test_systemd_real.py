@@ -230,3 +230,42 @@ def test_notify_reload_unit(systemd: UserManager) -> None:
     assert (state["ActiveState"], state["SubState"]) == ("active", "running"), state
     assert int(state["MainPID"]) == pid
     stop_cleanly(systemd, unit, {pid})
+
+
+def test_shipped_wsgi_socket_units(systemd: UserManager) -> None:
+    """cotyledon-wsgi under its shipped .socket/.service pair: no --bind needed beyond
+    ``systemd:web``, the first request (which started the unit) is answered, READY=1 comes
+    once both workers run, and a stop leaves nothing behind."""
+    path = f"{RUNTIME_DIR}/wsgi.sock"
+    socket_unit = example_unit(
+        "cotyledon-wsgi.socket", {"ListenStream=127.0.0.1:8000": f"ListenStream={path}"}
+    )
+    service_unit = example_unit(
+        "cotyledon-wsgi.service",
+        {
+            "/opt/cotyledon/.venv/bin/cotyledon-wsgi": f"{sys.executable} -m cotyledon.wsgi",
+            "WorkingDirectory=/opt/cotyledon": f"WorkingDirectory={ROOT}",
+        },
+    )
+    systemd.install_unit("cotyledon-wsgi.socket", socket_unit)
+    systemd.install_unit("cotyledon-wsgi.service", service_unit)
+    systemd.install_dropin("cotyledon-wsgi.service", output_dropin("wsgi.log"))
+    systemd.systemctl("start", "cotyledon-wsgi.socket")
+    assert systemd.show("cotyledon-wsgi.service", "ActiveState")["ActiveState"] == "inactive"
+
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
+        client.settimeout(60)
+        client.connect(str(systemd.host_path(path)))
+        client.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        with client.makefile("rb") as reader:
+            status = reader.readline().decode()
+    assert status.startswith("HTTP/1.1 200 "), status
+    state = systemd.wait_show(
+        "cotyledon-wsgi.service", lambda s: s["ActiveState"] == "active", STATE, what="active"
+    )
+    assert state["SubState"] == "running"
+    assert re.search(r"\b2/2\b", state["StatusText"]), state
+    log = systemd.read(f"{RUNTIME_DIR}/wsgi.log")
+    assert f"Listening at unix:{path} (2 workers" in log, log
+    stop_cleanly(systemd, "cotyledon-wsgi.service", {int(state["MainPID"])})
+    systemd.systemctl("stop", "cotyledon-wsgi.socket")

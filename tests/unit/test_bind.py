@@ -120,13 +120,16 @@ def test_format_is_the_canonical_text(text: str) -> None:
     assert format_bind(parse_bind(text)) == text
 
 
+# A label may hold '-' but not end with it.
+_HOST_NAME = r"[a-z]([a-z0-9-]{0,20}[a-z0-9])?(\.[a-z][a-z0-9]{0,20}){0,3}"
+
 _binds = st.one_of(
     st.builds(
         TCPBind,
         st.one_of(
             st.ip_addresses(v=4).map(str),
             st.ip_addresses(v=6).map(lambda a: a.compressed),
-            st.from_regex(r"[a-z]([a-z0-9-]{0,20}[a-z0-9])?(\.[a-z][a-z0-9]{0,20}){0,3}", fullmatch=True),
+            st.from_regex(_HOST_NAME, fullmatch=True),
         ),
         st.integers(0, 65535),
     ),
