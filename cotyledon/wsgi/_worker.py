@@ -8,6 +8,15 @@ Design (one worker process):
   threads never read one socket and no hand-back queue is needed).
 * A readable connection is handed to a bounded futurist thread pool. When the pool's queue
   is full the selector thread answers ``503`` with ``Connection: close`` at once.
+* Fair sharing between workers: a worker accepts only as many connections as it has
+  unclaimed threads (a thread is claimed by a request being served and, for one turn of
+  the loop, by a connection just accepted: an idle connection holds no thread). When
+  every thread is claimed it takes its listeners out of the epoll set, so the kernel
+  hands new connections to a worker that has room (``EPOLLEXCLUSIVE`` wakes only
+  registered waiters). It takes them back as soon as a thread is free, and after
+  ``FULL_RETRY`` seconds anyway: then, still full, it accepts as many connections as it
+  has threads (queued, or a fast ``503`` past ``--max-queue``), so that under real
+  overload clients get an answer instead of waiting in the backlog.
 * Idle connections carry a deadline: the keep-alive timeout, or the head deadline once the
   first bytes of a request arrived (slow heads get ``408``). The selector thread sweeps
   them a few times per timeout; it is the only one that closes idle connections.
@@ -46,6 +55,7 @@ from cotyledon.wsgi._wsgi_response import FileWrapper
 
 LOG = logging.getLogger("cotyledon.wsgi.worker")
 ACCEPT_BATCH = 16
+FULL_RETRY = 0.02  # seconds a full worker leaves the listeners to the others
 READABLE = select.EPOLLIN | select.EPOLLRDHUP
 OVERLOADED = (
     b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
@@ -125,6 +135,12 @@ class Server:
         )
         self._accepting = False
         self._accept_paused = False  # after EMFILE & co: until the next sweep
+        self._claimed = 0  # requests in the pool + accepted connections not dispatched yet
+        self._claim_lock = threading.Lock()
+        self._fresh: set[int] = set()  # fds accepted and not dispatched yet
+        self._fresh_before: set[int] = set()  # ... already at the previous turn
+        self._full_until: float | None = None  # every thread claimed: listeners left alone
+        self._full_retry = False  # FULL_RETRY passed while full: accept one
         shortest = min(config.keepalive_timeout, config.header_timeout)
         self._sweep_every = min(max(shortest / 4, 0.02), 1.0)
 
@@ -171,7 +187,10 @@ class Server:
                     return
             # Nothing can expire without connections: then sleep until an event comes.
             busy = self._conns or self._accept_paused
-            timeout = max(next_sweep - self.clock(), 0.0) if busy else -1.0
+            wake_at = next_sweep if busy else None
+            if self._full_until is not None:
+                wake_at = min(wake_at or self._full_until, self._full_until)
+            timeout = max(wake_at - self.clock(), 0.0) if wake_at is not None else -1.0
             for fd, events in self._epoll.poll(timeout):
                 if fd in self._listeners:
                     self._accept(self._listeners[fd])
@@ -180,13 +199,32 @@ class Server:
                         os.read(self._wake_r, 512)
                 else:
                     self._dispatch(fd, events)
+            self._expire_fresh_claims()
             now = self.clock()
             if now >= next_sweep:
                 self._close_idle(expired_only=True, now=now)
                 next_sweep = now + self._sweep_every
                 self._accept_paused = False
-            if not stopping and not self._accepting and not self._accept_paused:
-                self._set_accepting(len(self._conns) < self.config.max_connections)
+            if not stopping and not self._accepting:
+                self._maybe_resume_accepting(now)
+
+    def _expire_fresh_claims(self) -> None:
+        """A connection accepted a whole turn ago that sent nothing is idle: unclaim it."""
+        expired = self._fresh & self._fresh_before
+        if expired:
+            self._fresh -= expired
+            self._claim(-len(expired))
+        self._fresh_before = set(self._fresh)
+
+    def _maybe_resume_accepting(self, now: float) -> None:
+        if self._full_until is not None:
+            full = self._claimed >= self.config.threads
+            if full and now < self._full_until:
+                return
+            self._full_until = None
+            self._full_retry = full
+        if not self._accept_paused:
+            self._set_accepting(len(self._conns) < self.config.max_connections)
 
     def _set_accepting(self, accepting: bool) -> None:
         if accepting == self._accepting:
@@ -200,7 +238,16 @@ class Server:
                     self._epoll.unregister(fd)
 
     def _accept(self, listener: socket.socket) -> None:
-        for _ in range(ACCEPT_BATCH):
+        room = self.config.threads - self._claimed
+        if room <= 0:
+            if not self._full_retry:
+                self._leave_listeners()
+                return
+            # FULL_RETRY passed and every worker is still full: queue one thread's worth
+            # (or answer 503 past --max-queue) rather than leave clients in the backlog.
+            room = self.config.threads
+        self._full_retry = False
+        for _ in range(min(ACCEPT_BATCH, room)):
             if len(self._conns) >= self.config.max_connections:
                 self._set_accepting(False)
                 return
@@ -219,6 +266,20 @@ class Server:
                 self._add_connection(listener, sock)
             except OSError:  # the client is already gone (reset before we looked)
                 sock.close()
+        if self._claimed >= self.config.threads:
+            self._leave_listeners()
+
+    def _leave_listeners(self) -> None:
+        """Every thread is claimed: let the other workers take new connections."""
+        if not self._stopping.is_set():
+            self._full_until = self.clock() + FULL_RETRY
+            self._set_accepting(False)
+
+    def _claim(self, delta: int) -> None:
+        with self._claim_lock:
+            self._claimed += delta
+        if delta < 0 and self._full_until is not None:
+            self._wake()  # a thread is free: take the listeners back
 
     def _add_connection(self, listener: socket.socket, sock: socket.socket) -> None:
         sock.setblocking(False)
@@ -238,6 +299,8 @@ class Server:
         conn = Connection(sock, self._new_protocol(), conn_base)
         conn.deadline = self.clock() + self.config.header_timeout
         self._conns[conn.fd] = conn
+        self._fresh.add(conn.fd)
+        self._claim(1)
         self._epoll.register(conn.fd, READABLE | select.EPOLLONESHOT)
 
     def _dispatch(self, fd: int, _events: int) -> None:
@@ -245,11 +308,17 @@ class Server:
         if conn is None or not conn.idle:
             return
         conn.idle = False
+        if fd in self._fresh:
+            self._fresh.discard(fd)  # its claim, taken at accept, passes to the request
+        else:
+            self._claim(1)
         try:
             self._pool.submit(self._serve, conn)
         except futurist.RejectedSubmission:
+            self._claim(-1)
             self._overloaded(conn)
         except RuntimeError:  # the pool is shut down: we are stopping
+            self._claim(-1)
             self._forget(conn)
 
     def _overloaded(self, conn: Connection) -> None:
@@ -268,6 +337,8 @@ class Server:
             keep = self.handler.handle(conn)
         except BaseException:  # even SystemExit from an app: this thread must close conn
             LOG.exception("Unexpected error serving %s", conn.peer)
+        finally:
+            self._claim(-1)
         if not keep or self._stopping.is_set():
             self._forget(conn)
             return
@@ -283,6 +354,9 @@ class Server:
 
     def _forget(self, conn: Connection) -> None:
         """Remove ``conn`` from the loop then close it (in that order: fd reuse)."""
+        if conn.fd in self._fresh:  # closed before its first dispatch (selector thread)
+            self._fresh.discard(conn.fd)
+            self._claim(-1)
         self._conns.pop(conn.fd, None)
         with contextlib.suppress(OSError, ValueError):
             self._epoll.unregister(conn.fd)

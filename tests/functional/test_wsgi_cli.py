@@ -261,6 +261,29 @@ def test_overload_503_through_the_cli(program: type[Program]) -> None:
         assert busy.response().status == 200
 
 
+def test_busy_worker_leaves_new_connections_to_an_idle_one(program: type[Program]) -> None:
+    """A burst of connections is shared: a worker takes only what its threads can serve.
+
+    Before the fix the first worker to wake accepted up to 16 waiting connections at
+    once and queued them behind its one busy thread while the other worker stayed idle.
+    """
+    prog = start(program, "-w", "2", "-t", "1", "-b", "127.0.0.1:0", "examples.wsgi.sleep_app:app")
+    address = tcp_address(prog.wait_line(LISTENING, 30).group(1))
+    workers = serving_workers(prog, 2)
+    clients = [RawClient(address) for _ in range(6)]  # all waiting in the backlog at once
+    try:
+        for client in clients:
+            client.send(b"GET /?ms=200 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        responses = [client.response() for client in clients]
+    finally:
+        for client in clients:
+            client.close()
+    assert [resp.status for resp in responses] == [200] * 6
+    pids = [int(resp.header("X-Worker-Pid") or 0) for resp in responses]
+    assert set(pids) == set(workers), pids
+    assert min(pids.count(pid) for pid in workers) >= 2, pids
+
+
 def test_api_example_with_another_service(program: type[Program]) -> None:
     prog = program.example("wsgi/with_service.py", "127.0.0.1:0")
     address = tcp_address(prog.wait_line(LISTENING, 30).group(1))
