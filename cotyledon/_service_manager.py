@@ -40,6 +40,7 @@ from cotyledon import (
     _utils,
 )
 from cotyledon import _supervisor as sv
+from cotyledon._replacement import RELOAD_MODES, ReplacePolicy
 from cotyledon._restart_policy import GiveUpPolicy
 from cotyledon.types import (
     OnDeadWorkerHook,
@@ -51,6 +52,8 @@ from cotyledon.types import (
 )
 
 LOG = logging.getLogger(__name__)
+#: Our own lines (not cotyledon 2.x's): progressive replacement of workers.
+REPLACE_LOG = logging.getLogger("cotyledon.replacement")
 
 MASTER_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGALRM, signal.SIGHUP, signal.SIGCHLD)
 EXIT_GAVE_UP = _supervisor.EXIT_GAVE_UP
@@ -127,6 +130,7 @@ class ServiceManager:
             "started": lambda pid, _: self._feed(sv.WorkerStarted(pid)),
             "reloaded": lambda pid, _: self._feed(sv.WorkerReloaded(pid)),
             "health": self._on_health_message,
+            "replace": lambda pid, why: self._feed(sv.ReplacementAsked(pid, why)),
             "notify": self._on_notify_message,
         }
 
@@ -145,6 +149,9 @@ class ServiceManager:
         *,
         max_restarts: int | None = None,
         restart_period: float | None = None,
+        reload: str = "signal",
+        max_surge: int = 1,
+        start_timeout: float = 60.0,
     ) -> ServiceId:
         """Add a service; its workers are ``service(worker_id, *args, **kwargs)``.
 
@@ -152,12 +159,24 @@ class ServiceManager:
 
         :param max_restarts: give-up policy of this service (default: the manager's).
         :param restart_period: its window in seconds (default: the manager's).
+        :param reload: what SIGHUP does to this service's workers. ``"signal"`` (the
+            default, as cotyledon 2.x): each worker gets SIGHUP and runs its ``reload()``.
+            ``"replace"``: the workers are replaced progressively: a new worker is forked
+            for a slot, and only once it has entered ``run()`` does the old one get
+            SIGTERM (it finishes what it is doing and exits).
+        :param max_surge: with ``reload="replace"``, workers replaced at the same time.
+        :param start_timeout: seconds a replacement has to enter ``run()``; past that, or
+            if it dies first, the replacement is aborted and the old worker keeps serving.
         :returns: the new service's id.
         :raises TypeError: ``service`` is not callable.
-        :raises ValueError: ``workers`` is not an int >= 1.
+        :raises ValueError: ``workers`` is not an int >= 1, or a replacement setting is
+            invalid.
         """
         _utils.check_callable(service, "service")
         _utils.check_workers(workers, 1)
+        if reload not in RELOAD_MODES:
+            raise ValueError(f"reload must be one of {', '.join(RELOAD_MODES)}, not: {reload!r}")
+        policy = ReplacePolicy(max_surge=max_surge, start_timeout=start_timeout)
         give_up = self._give_up
         if max_restarts is not None:
             period = restart_period or (give_up.period if give_up else 5.0)
@@ -167,7 +186,11 @@ class ServiceManager:
         with self._lock:
             self._services[service_id] = config
             name = getattr(service, "name", None) or getattr(service, "__name__", "")
-            self._queue(sv.ServiceAdded(service_id, workers, give_up, name=str(name)))
+            self._queue(
+                sv.ServiceAdded(
+                    service_id, workers, give_up, name=str(name), reload=reload, replace=policy
+                )
+            )
         return service_id
 
     def reconfigure(self, service_id: ServiceId, workers: int) -> None:
@@ -527,6 +550,33 @@ class ServiceManager:
             LOG.info("Child %i killed by signal %s", action.pid, name)
         else:
             LOG.info("Child %i exited with status %d", action.pid, action.exit_code)
+
+    def _do_replace_step(self, action: sv.ReplaceStep) -> None:
+        name = self._service_name(action.service_id)
+        why = f" ({action.reason})" if action.reason else ""
+        if action.kind == "replacing":
+            REPLACE_LOG.info(
+                "Replacing %s worker %s (pid %s)%s", name, action.worker_id, action.old_pid, why
+            )
+        elif action.kind == "replaced":
+            REPLACE_LOG.info(
+                "%s worker %s replaced: pid %s is serving, pid %s stops",
+                name,
+                action.worker_id,
+                action.new_pid,
+                action.old_pid,
+            )
+        elif action.kind == "aborted":
+            REPLACE_LOG.error(
+                "Replacement of %s worker %s aborted: %s; pid %s keeps serving and the "
+                "other workers are left as they are",
+                name,
+                action.worker_id,
+                action.reason,
+                action.old_pid,
+            )
+        else:
+            REPLACE_LOG.info("Every %s worker was replaced", name)
 
     def _do_throttled(self, action: sv.Throttled) -> None:
         LOG.info("Forking too fast, sleeping")

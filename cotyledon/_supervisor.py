@@ -7,10 +7,12 @@ The driver (:mod:`cotyledon._service_manager`) performs the actions, feeds back 
 outcome (``ChildSpawned``/``SpawnFailed``) and writes the log lines.
 
 The model: each service has ``workers`` slots, one per worker id. A slot holds at most one
-*current* process; processes being stopped (scale-down, or later a rollout's old worker)
-are *retiring* and live beside the slot's replacement. Restart decisions use the
-service's :class:`~cotyledon._restart_policy.RestartBudget`; a throttled or failed fork is
-a deadline, never a sleep.
+*current* process; processes being stopped (scale-down, or the old worker of a
+replacement) are *retiring* and live beside the slot's replacement. A service added with
+``reload="replace"`` takes SIGHUP as a progressive replacement of its workers (see
+:mod:`cotyledon._replacement`); any worker may ask to be replaced (recycling). Restart
+decisions use the service's :class:`~cotyledon._restart_policy.RestartBudget`; a
+throttled or failed fork is a deadline, never a sleep.
 
 Must not: fork, kill, read a clock, log or import ``os``/``signal``/``time``/``logging``.
 """
@@ -24,6 +26,7 @@ import re
 from collections.abc import Callable, Hashable
 
 from cotyledon._deadlines import Deadlines
+from cotyledon._replacement import Replacement, ReplacePolicy
 from cotyledon._restart_policy import GiveUpPolicy, RestartBudget
 from cotyledon.types import ServiceId, WorkerId
 
@@ -65,6 +68,26 @@ class ServiceAdded:
     give_up: GiveUpPolicy | None = None
     #: Shown in the systemd STATUS line (default: none, only the totals are shown).
     name: str = ""
+    #: SIGHUP: "signal" forwards it to the workers, "replace" replaces them one by one.
+    reload: str = "signal"
+    replace: ReplacePolicy = dataclasses.field(default_factory=ReplacePolicy)
+
+
+@dataclasses.dataclass(frozen=True)
+class ReplaceRequested:
+    """Replace these workers of a service progressively (all of them when None)."""
+
+    service_id: ServiceId
+    worker_ids: tuple[WorkerId, ...] | None = None
+    reason: str = "replace"
+
+
+@dataclasses.dataclass(frozen=True)
+class ReplacementAsked:
+    """The worker ``pid`` asked to be replaced (it reached a recycling limit)."""
+
+    pid: int
+    reason: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -159,6 +182,8 @@ Event = (
     | StopTimedOut
     | FastExitRequested
     | ReloadRequested
+    | ReplaceRequested
+    | ReplacementAsked
     | Tick
 )
 
@@ -274,6 +299,24 @@ class Exit:
     code: int
 
 
+@dataclasses.dataclass(frozen=True)
+class ReplaceStep:
+    """Log a step of a worker replacement.
+
+    ``kind``: "replacing" (the slot gets a new process, ``old_pid`` keeps serving),
+    "replaced" (``new_pid`` entered run(); ``old_pid`` was told to stop), "aborted"
+    (``new_pid`` failed, ``old_pid`` keeps its slot; ``reason`` says how) or "done"
+    (nothing left to replace).
+    """
+
+    kind: str
+    service_id: ServiceId
+    worker_id: WorkerId | None = None
+    old_pid: int | None = None
+    new_pid: int | None = None
+    reason: str = ""
+
+
 Action = (
     SpawnWorker
     | StopWorker
@@ -289,6 +332,7 @@ Action = (
     | GaveUp
     | GracefulTimeout
     | Exit
+    | ReplaceStep
 )
 
 # ----------------------------------------------------------------------------- state
@@ -303,6 +347,10 @@ class _Service:
     spawn_failures: int = 0
     #: Worker ids whose worker died and awaits its replacement (a restart).
     restarting: set[WorkerId] = dataclasses.field(default_factory=set)
+    reload: str = "signal"
+    replacement: Replacement = dataclasses.field(
+        default_factory=lambda: Replacement(ReplacePolicy())
+    )
 
 
 @dataclasses.dataclass
@@ -425,7 +473,12 @@ class Supervisor:
     def _on_service_added(self, event: ServiceAdded, now: float) -> list[Action]:
         budget = RestartBudget(event.workers, give_up=event.give_up)
         self._services[event.service_id] = _Service(
-            event.service_id, event.workers, budget, name=event.name
+            event.service_id,
+            event.workers,
+            budget,
+            name=event.name,
+            reload=event.reload,
+            replacement=Replacement(event.replace),
         )
         return self._converge(now) if self.phase is Phase.RUNNING else []
 
@@ -463,7 +516,7 @@ class Supervisor:
         if proc is None or proc.started:
             return []
         proc.started = True
-        return self._maybe_ready()
+        return self._replacement_started(proc, now) + self._maybe_ready()
 
     def _on_worker_reloaded(self, event: WorkerReloaded, now: float) -> list[Action]:
         if self._reloading is not None:
@@ -480,13 +533,18 @@ class Supervisor:
         proc = self._procs.pop(event.pid, None)
         if proc is None:
             return []
-        if self._slots.get(proc.slot) == event.pid:
-            del self._slots[proc.slot]
         if self._reloading is not None:
             self._reloading.discard(event.pid)
         if self.phase is not Phase.RUNNING:
+            if self._slots.get(proc.slot) == event.pid:
+                del self._slots[proc.slot]
             return self._maybe_finish()
         actions: list[Action] = [ReportExit(*proc.slot, event.pid, event.exit_code)]
+        failed = self._replacement_exited(proc, event, now)
+        if failed is not None:
+            return actions + failed + self._maybe_ready()
+        if self._slots.get(proc.slot) == event.pid:
+            del self._slots[proc.slot]
         svc = self._services[proc.slot[0]]
         if not proc.retiring and proc.slot[1] < svc.workers:
             svc.restarting.add(proc.slot[1])
@@ -494,7 +552,7 @@ class Supervisor:
                 assert svc.budget.give_up is not None
                 actions.append(GaveUp(svc.service_id, *dataclasses.astuple(svc.budget.give_up)))
                 return actions + self._begin_stop(now, EXIT_GAVE_UP)
-        return actions + self._converge(now) + self._maybe_ready()
+        return actions + self._advance_replacements(now) + self._maybe_ready()
 
     def _on_stop_requested(self, event: StopRequested, now: float) -> list[Action]:
         if self.phase not in (Phase.IDLE, Phase.RUNNING):
@@ -520,10 +578,20 @@ class Supervisor:
     def _on_reload_requested(self, event: ReloadRequested, now: float) -> list[Action]:
         if self.phase is not Phase.RUNNING:
             return []
+        replaced = set()
         for svc in self._services.values():
             svc.budget.clear()
             self.deadlines.cancel(("spawn", svc.service_id))
-        pids = tuple(pid for pid, proc in self._procs.items() if not proc.retiring)
+            if svc.reload == "replace":
+                replaced.add(svc.service_id)
+                svc.replacement.reloading = True
+                current = sorted(self.current_pids(svc.service_id))
+                svc.replacement.request(current, "reload")
+        pids = tuple(
+            pid
+            for pid, proc in self._procs.items()
+            if not proc.retiring and proc.slot[0] not in replaced
+        )
         self._reloading = set(pids)
         self._ready_sent = False
         return [
@@ -531,7 +599,25 @@ class Supervisor:
             RunHooks("reload"),
             ReloadWorkers(pids),
             *self._converge(now),
+            *self._advance_replacements(now),
         ]
+
+    def _on_replace_requested(self, event: ReplaceRequested, now: float) -> list[Action]:
+        svc = self._services.get(event.service_id)
+        if svc is None or self.phase is not Phase.RUNNING:
+            return []
+        current = self.current_pids(svc.service_id)
+        wids = current if event.worker_ids is None else event.worker_ids
+        svc.replacement.request([wid for wid in sorted(wids) if wid in current], event.reason)
+        return self._advance_replacements(now) + self._maybe_ready()
+
+    def _on_replacement_asked(self, event: ReplacementAsked, now: float) -> list[Action]:
+        proc = self._procs.get(event.pid)
+        if proc is None or proc.retiring or self._slots.get(proc.slot) != event.pid:
+            return []  # already on its way out
+        return self._on_replace_requested(
+            ReplaceRequested(proc.slot[0], (proc.slot[1],), event.reason or "asked"), now
+        )
 
     def _on_tick(self, event: Tick, now: float) -> list[Action]:
         actions: list[Action] = []
@@ -563,6 +649,11 @@ class Supervisor:
             if graceful > now + self.extend_interval:
                 self.deadlines.set("extend", now + self.extend_interval)
             return [Notify("extend", "stopping")]
+        return self._on_service_deadline(name, now)
+
+    def _on_service_deadline(self, name: Hashable, now: float) -> list[Action]:
+        if isinstance(name, tuple) and name[0] == "replace":
+            return self._replacement_timed_out(ServiceId(name[1]), WorkerId(name[2]), now)
         # ("spawn", service_id): a throttle pause or a fork retry ended.
         return self._converge(now) if self.phase is Phase.RUNNING else []
 
@@ -593,7 +684,9 @@ class Supervisor:
         return actions
 
     def _retire_surplus(self, svc: _Service) -> list[Action]:
-        actions: list[Action] = []
+        # Old workers of replacements beyond the new count: retiring already, still serving.
+        outgoing = svc.replacement.forget_from(svc.workers)
+        actions: list[Action] = [StopWorker(pid) for pid in outgoing]
         for slot, pid in list(self._slots.items()):
             if slot[0] == svc.service_id and slot[1] >= svc.workers:
                 del self._slots[slot]
@@ -606,6 +699,8 @@ class Supervisor:
         one is under way, has been acknowledged by every worker it signalled)."""
         if self.phase is not Phase.RUNNING or self._reloading:
             return []
+        if any(svc.replacement.reloading for svc in self._services.values()):
+            return [Notify("status", "reloading: " + self.status_line())]
         if self._ready_sent:
             return [Notify("status", self.status_line())]
         if self.started_workers() < self.configured_workers():
@@ -621,6 +716,8 @@ class Supervisor:
         self.phase = Phase.STOPPING
         self._exit_code = code
         self.deadlines.clear()
+        for svc in self._services.values():
+            svc.replacement.clear()
         if self.graceful_shutdown_timeout and self.graceful_shutdown_timeout > 0:
             self.deadlines.set("graceful", now + self.graceful_shutdown_timeout)
             if self.extend_interval:
@@ -631,6 +728,93 @@ class Supervisor:
             StopWorkers(self.live_pids()),
         ]
         return actions + self._maybe_finish()
+
+    # -- replacement -----------------------------------------------------------------
+
+    def _advance_replacements(self, now: float) -> list[Action]:
+        """Start the replacements the surge limits allow; the old workers keep serving."""
+        actions: list[Action] = []
+        for svc in self._services.values():
+            replacement = svc.replacement
+            while (wid := replacement.next_worker()) is not None:
+                slot = (svc.service_id, wid)
+                old_pid = self._slots.get(slot)
+                if old_pid is None:  # nothing there to replace: its next fork is fresh
+                    continue
+                replacement.begin(wid, old_pid)
+                self._procs[old_pid].retiring = True
+                del self._slots[slot]
+                timeout = replacement.policy.start_timeout
+                self.deadlines.set(("replace", svc.service_id, wid), now + timeout)
+                why = replacement.reasons.get(wid, "")
+                actions.append(ReplaceStep("replacing", svc.service_id, wid, old_pid, None, why))
+            actions.extend(self._end_of_replacement(svc))
+        return actions + self._converge(now)
+
+    def _end_of_replacement(self, svc: _Service) -> list[Action]:
+        """A reload's replacement is complete: say so once (READY follows)."""
+        if svc.replacement.active or not svc.replacement.reloading:
+            return []
+        svc.replacement.reloading = False
+        return [ReplaceStep("done", svc.service_id)]
+
+    def _replacement_started(self, proc: _Proc, now: float) -> list[Action]:
+        service_id, wid = proc.slot
+        svc = self._services.get(service_id)
+        if svc is None or wid not in svc.replacement.outgoing:
+            return []
+        if self._slots.get(proc.slot) != proc.pid:
+            return []
+        old_pid, reason = svc.replacement.finish(wid)
+        self.deadlines.cancel(("replace", service_id, wid))
+        step = ReplaceStep("replaced", service_id, wid, old_pid, proc.pid, reason)
+        return [step, StopWorker(old_pid), *self._advance_replacements(now)]
+
+    def _replacement_exited(
+        self, proc: _Proc, event: ChildExited, now: float
+    ) -> list[Action] | None:
+        """A process of a replacement died: its old worker (gone: nothing to do), or the
+        new one before it started (abort; returns the actions). None: not ours."""
+        service_id, wid = proc.slot
+        replacement = self._services[service_id].replacement
+        if replacement.old_pid_exited(event.pid) is not None:
+            # The slot already has its new process, now an ordinary worker.
+            self.deadlines.cancel(("replace", service_id, wid))
+            return None
+        new_one = wid in replacement.outgoing and self._slots.get(proc.slot) == event.pid
+        if not new_one or proc.started:
+            return None
+        how = f"the new worker exited with {event.exit_code} before it started"
+        return self._abort_replacement(service_id, wid, event.pid, how, now)
+
+    def _replacement_timed_out(
+        self, service_id: ServiceId, wid: WorkerId, now: float
+    ) -> list[Action]:
+        svc = self._services.get(service_id)
+        if svc is None or wid not in svc.replacement.outgoing or self.phase is not Phase.RUNNING:
+            return []
+        new_pid = self._slots.get((service_id, wid))
+        how = f"the new worker did not start within {svc.replacement.policy.start_timeout:g}s"
+        actions = self._abort_replacement(service_id, wid, new_pid, how, now)
+        if new_pid is not None:
+            self._procs[new_pid].retiring = True
+            actions.insert(0, StopWorker(new_pid))
+        return actions + self._maybe_ready()
+
+    def _abort_replacement(
+        self, service_id: ServiceId, wid: WorkerId, new_pid: int | None, how: str, now: float
+    ) -> list[Action]:
+        """The old worker takes its slot back; nothing more is replaced this time."""
+        svc = self._services[service_id]
+        slot = (service_id, wid)
+        self.deadlines.cancel(("replace", service_id, wid))
+        old_pid = svc.replacement.abort(wid)
+        self._slots.pop(slot, None)
+        if old_pid is not None and old_pid in self._procs:
+            self._procs[old_pid].retiring = False
+            self._slots[slot] = old_pid
+        step = ReplaceStep("aborted", service_id, wid, old_pid, new_pid, how)
+        return [step, *self._end_of_replacement(svc), *self._converge(now)]
 
     def _maybe_finish(self) -> list[Action]:
         if self._procs or self._spawning:

@@ -137,8 +137,15 @@ def add(
         target = check_app(app, config)
     listeners = _listeners.open_listeners(binds, backlog=config.backlog, environ=environ)
     sockets = [listener.sock for listener in listeners]
+    # SIGHUP and recycling replace workers progressively: a new worker accepts before
+    # the old one stops, so neither drops a request.
     service_id: ServiceId = manager.add(
-        WSGIService, workers=config.workers, args=(target, config, sockets)
+        WSGIService,
+        workers=config.workers,
+        args=(target, config, sockets),
+        reload="replace",
+        max_surge=config.max_surge,
+        start_timeout=config.start_timeout,
     )
     manager.register_hooks(on_terminate=lambda: _listeners.close_listeners(listeners))
     if config.access_log_file not in (None, "-"):

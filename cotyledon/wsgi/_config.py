@@ -72,6 +72,23 @@ def _parse_seconds(text: str) -> float:
     return value
 
 
+_SIZE_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3}
+
+
+def _parse_size(text: str) -> int:
+    """``536870912``, ``512M``, ``512MiB``, ``1G``, ``1.5G`` -> bytes (units are 1024-based)."""
+    cleaned = text.strip().upper().removesuffix("IB").removesuffix("B")
+    unit = cleaned[-1:] if cleaned[-1:] in "KMG" else ""
+    number = cleaned[: len(cleaned) - len(unit)]
+    try:
+        value = float(number)
+    except ValueError:
+        raise ValueError(f"must be a size such as 512M or 1G, not: {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"must be a size such as 512M or 1G, not: {text!r}")
+    return int(value * _SIZE_UNITS[unit])
+
+
 def _parse_ip_list(text: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in text.split(",") if part.strip())
 
@@ -149,7 +166,8 @@ HTTP = "HTTP and limits"
 PROXY = "Proxies"
 APP = "Application"
 LOGGING = "Logging"
-SECTIONS = (SOCKET, WORKERS, HTTP, PROXY, APP, LOGGING)
+LIFECYCLE = "Worker replacement and recycling"
+SECTIONS = (SOCKET, WORKERS, LIFECYCLE, HTTP, PROXY, APP, LOGGING)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -241,6 +259,98 @@ class ServerConfig:
             WORKERS,
             _parse_seconds,
             _at_least(0),
+            "SECONDS",
+        ),
+    )
+    max_surge: int = _opt(
+        1,
+        Cli(
+            ("--max-surge",),
+            "Workers replaced at the same time on SIGHUP and when recycling; each old worker "
+            "keeps serving until its replacement accepts connections.",
+            LIFECYCLE,
+            _parse_int,
+            _int_at_least(1),
+            "N",
+        ),
+    )
+    start_timeout: float = _opt(
+        60.0,
+        Cli(
+            ("--start-timeout",),
+            "Seconds a replacement worker has to start serving; past that, or if it dies "
+            "first, the replacement is aborted and the old worker keeps serving.",
+            LIFECYCLE,
+            _parse_seconds,
+            _at_least(0.001),
+            "SECONDS",
+        ),
+    )
+    max_requests: int = _opt(
+        0,
+        Cli(
+            ("--max-requests",),
+            "Replace a worker after it has served this many requests (0: never).",
+            LIFECYCLE,
+            _parse_int,
+            _int_at_least(0),
+            "N",
+        ),
+    )
+    max_requests_jitter: int = _opt(
+        0,
+        Cli(
+            ("--max-requests-jitter",),
+            "Add a random 0..N to each worker's --max-requests, so that workers do not all "
+            "go at once.",
+            LIFECYCLE,
+            _parse_int,
+            _int_at_least(0),
+            "N",
+        ),
+    )
+    max_age: float = _opt(
+        0.0,
+        Cli(
+            ("--max-age",),
+            "Replace a worker after it has run this many seconds (0: never).",
+            LIFECYCLE,
+            _parse_seconds,
+            _at_least(0),
+            "SECONDS",
+        ),
+    )
+    max_age_jitter: float = _opt(
+        0.0,
+        Cli(
+            ("--max-age-jitter",),
+            "Add a random 0..SECONDS to each worker's --max-age.",
+            LIFECYCLE,
+            _parse_seconds,
+            _at_least(0),
+            "SECONDS",
+        ),
+    )
+    max_memory: int = _opt(
+        0,
+        Cli(
+            ("--max-memory",),
+            "Replace a worker whose own memory (USS: the pages no other process shares) "
+            "passes this size, such as 512M or 1G (0: never).",
+            LIFECYCLE,
+            _parse_size,
+            _int_at_least(0),
+            "SIZE",
+        ),
+    )
+    memory_check_interval: float = _opt(
+        5.0,
+        Cli(
+            ("--memory-check-interval",),
+            "Seconds between two measures of a worker's memory for --max-memory.",
+            LIFECYCLE,
+            _parse_seconds,
+            _at_least(0.01),
             "SECONDS",
         ),
     )

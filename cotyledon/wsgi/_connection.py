@@ -260,7 +260,9 @@ class RequestHandler:
         finally:
             if self.on_request_done is not None:
                 self.on_request_done(conn, environ, status, writer.sent, start)
-        return bool(protocol.keep_alive) and not self.stopping()
+        # Keep-alive was decided with the head (stopping included): a response that
+        # promised it keeps it, or the client's next request, maybe sent already, is lost.
+        return bool(protocol.keep_alive)
 
     def _app_failed(
         self, conn: Connection, writer: _ResponseWriter, body: InputStream, exc: Exception

@@ -20,8 +20,12 @@ Design (one worker process):
 * Idle connections carry a deadline: the keep-alive timeout, or the head deadline once the
   first bytes of a request arrived (slow heads get ``408``). The selector thread sweeps
   them a few times per timeout; it is the only one that closes idle connections.
-* ``terminate()`` stops accepting, closes idle connections, lets in-flight requests finish
-  (their responses say ``Connection: close``) within the graceful timeout, then returns.
+* ``terminate()`` stops accepting, lets in-flight requests finish (their responses say
+  ``Connection: close``) within the graceful timeout, then returns. An idle keep-alive
+  connection is not cut at once: a client may be sending its next request right now, and
+  that request would be lost. It gets ``DRAIN_LINGER`` seconds to send one more request
+  (answered with ``Connection: close``), so a busy client moves to another worker with no
+  failed request; a quiet one is closed after that.
 
 Must not: parse HTTP or call the app (``_connection``), or open listening sockets (the
 master does, ``_listeners``).
@@ -51,11 +55,14 @@ from cotyledon.wsgi import (
 from cotyledon.wsgi._config import ServerConfig
 from cotyledon.wsgi._connection import Connection, RequestHandler
 from cotyledon.wsgi._environ import EnvironBuilder
+from cotyledon.wsgi._recycler import Recycler
+from cotyledon.wsgi._recycling import RecyclePolicy
 from cotyledon.wsgi._wsgi_response import FileWrapper
 
 LOG = logging.getLogger("cotyledon.wsgi.worker")
 ACCEPT_BATCH = 16
 FULL_RETRY = 0.02  # seconds a full worker leaves the listeners to the others
+DRAIN_LINGER = 1.0  # seconds an idle keep-alive connection may still send, once stopping
 READABLE = select.EPOLLIN | select.EPOLLRDHUP
 OVERLOADED = (
     b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
@@ -178,11 +185,15 @@ class Server:
 
     def _loop(self) -> None:
         next_sweep = self.clock() + self._sweep_every
+        lingering = False
         while True:
             stopping = self._stopping.is_set()
             if stopping:
-                self._set_accepting(False)
-                self._close_idle(expired_only=False)
+                if not lingering:
+                    lingering = True
+                    self._set_accepting(False)
+                    self._start_linger()
+                    next_sweep = min(next_sweep, self.clock() + self._sweep_every)
                 if not self._conns:
                     return
             # Nothing can expire without connections: then sleep until an event comes.
@@ -207,6 +218,13 @@ class Server:
                 self._accept_paused = False
             if not stopping and not self._accepting:
                 self._maybe_resume_accepting(now)
+
+    def _start_linger(self) -> None:
+        """Stopping: every idle connection closes within DRAIN_LINGER (see the docstring)."""
+        last_call = self.clock() + DRAIN_LINGER
+        for conn in self._conns.values():
+            conn.deadline = min(conn.deadline, last_call)
+        self._sweep_every = min(self._sweep_every, DRAIN_LINGER / 4)
 
     def _expire_fresh_claims(self) -> None:
         """A connection accepted a whole turn ago that sent nothing is idle: unclaim it."""
@@ -339,13 +357,17 @@ class Server:
             LOG.exception("Unexpected error serving %s", conn.peer)
         finally:
             self._claim(-1)
-        if not keep or self._stopping.is_set():
+        if not keep:
             self._forget(conn)
             return
         if not conn.head_started:
             conn.deadline = self.clock() + self.config.keepalive_timeout
         elif not was_started:
             conn.deadline = self.clock() + self.config.header_timeout
+        if self._stopping.is_set():
+            # The response promised keep-alive before the stop: the client may be sending
+            # its next request already. It lingers like the other idle connections.
+            conn.deadline = min(conn.deadline, self.clock() + DRAIN_LINGER)
         conn.idle = True
         try:
             self._epoll.modify(conn.fd, READABLE | select.EPOLLONESHOT)
@@ -423,17 +445,16 @@ class WSGIService(cotyledon.Service):
             app = load_app(app, pythonpath=config.pythonpath)
         assert callable(app)
         self.access_log = _open_access_log(config)
+        self.recycler = _make_recycler(config, worker_id)
         if threading.current_thread() is threading.main_thread():
             _stackdump.arm()  # SIGUSR2: every thread's stack to stderr (hung workers)
             if self.access_log is not None:
                 signal.signal(signal.SIGUSR1, self._on_sigusr1)
         for sock in sockets:
             sock.setblocking(False)
+        counted = self.access_log is not None or self.recycler.enabled
         self.server = Server(
-            app,
-            config,
-            sockets,
-            on_request_done=self._log_request if self.access_log is not None else None,
+            app, config, sockets, on_request_done=self._request_done if counted else None
         )
 
     def _on_sigusr1(self, signum: int, frame: object) -> None:
@@ -441,9 +462,11 @@ class WSGIService(cotyledon.Service):
         threading.Thread(target=self.access_log.reopen, name="reopen-log", daemon=True).start()
 
     def run(self) -> None:
+        self.recycler.start()
         self.server.serve_forever()
 
     def terminate(self) -> None:
+        self.recycler.stop()
         if not self.server.stop(self.config.graceful_timeout):
             LOG.warning(
                 "Worker %s: requests still running after %.1fs, stopping anyway",
@@ -453,10 +476,13 @@ class WSGIService(cotyledon.Service):
         if self.access_log is not None:
             self.access_log.close()
 
-    def _log_request(
+    def _request_done(
         self, conn: Connection, environ: dict[str, Any], status: int, size: int, start: float
     ) -> None:
-        assert self.access_log is not None
+        if self.recycler.enabled:
+            self.recycler.request_done()
+        if self.access_log is None:
+            return
         self.access_log.log(
             remote_addr=environ.get("REMOTE_ADDR") or "-",
             method=environ.get("REQUEST_METHOD", "-"),
@@ -470,6 +496,19 @@ class WSGIService(cotyledon.Service):
             start_time=start,
             duration=time.time() - start,
         )
+
+
+def _make_recycler(config: ServerConfig, worker_id: int) -> Recycler:
+    policy = RecyclePolicy(
+        max_requests=config.max_requests,
+        max_requests_jitter=config.max_requests_jitter,
+        max_age=config.max_age,
+        max_age_jitter=config.max_age_jitter,
+        max_memory=config.max_memory,
+    )
+    return Recycler(
+        policy, memory_check_interval=config.memory_check_interval, name=f"Worker {worker_id}"
+    )
 
 
 def _open_access_log(config: ServerConfig) -> Any:

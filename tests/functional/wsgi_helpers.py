@@ -164,3 +164,75 @@ def wait_until(predicate: Callable[[], object], timeout: float = TIMEOUT) -> Non
     while not predicate():
         assert time.monotonic() < deadline, "condition not met in time"
         time.sleep(0.005)
+
+
+class Load:
+    """Keep-alive HTTP traffic from ``clients`` threads to 127.0.0.1 until stopped.
+
+    Each thread sends GETs on one connection and opens a new one only when a response
+    says ``Connection: close``. A request that gets no complete 200 response is a failure
+    (connection refused, reset, closed before the response, timeout, other status).
+    Bounded: every thread stops by itself after ``max_seconds``.
+    """
+
+    def __init__(
+        self, address: Any, clients: int = 8, path: str = "/", max_seconds: float = 60.0
+    ) -> None:
+        self.address = address
+        self.path = path
+        self.ok = 0
+        self.failures: list[str] = []
+        self.pids: set[str] = set()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._deadline = time.monotonic() + max_seconds
+        self._threads = [
+            threading.Thread(target=self._client, name=f"load-{n}", daemon=True)
+            for n in range(clients)
+        ]
+
+    def __enter__(self) -> Load:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(TIMEOUT)
+
+    def served(self) -> int:
+        with self._lock:
+            return self.ok
+
+    def _running(self) -> bool:
+        return not self._stop.is_set() and time.monotonic() < self._deadline
+
+    def _client(self) -> None:
+        client: RawClient | None = None
+        while self._running():
+            try:
+                if client is None:
+                    client = RawClient(self.address, timeout=10)
+                resp = client.get(self.path)
+            except (OSError, AssertionError, ValueError) as exc:
+                with self._lock:
+                    self.failures.append(f"{type(exc).__name__}: {exc}")
+                if client is not None:
+                    client.close()
+                client = None
+                continue
+            with self._lock:
+                if resp.status == 200:
+                    self.ok += 1
+                    self.pids.add(resp.header("X-Worker-Pid") or "")
+                else:
+                    self.failures.append(f"status {resp.status}")
+            if (resp.header("connection") or "").lower() == "close":
+                client.close()
+                client = None
+        if client is not None:
+            client.close()

@@ -6,6 +6,7 @@ import itertools
 import uuid
 
 from cotyledon import _supervisor as sv
+from cotyledon._replacement import ReplacePolicy
 from cotyledon._restart_policy import GiveUpPolicy
 from cotyledon.types import ServiceId
 
@@ -24,9 +25,18 @@ class FakeMaster:
         self.fail_forks = False
         self.exit_code: int | None = None
 
-    def add(self, workers: int, give_up: GiveUpPolicy | None = None, name: str = "") -> ServiceId:
+    def add(
+        self,
+        workers: int,
+        give_up: GiveUpPolicy | None = None,
+        name: str = "",
+        **replace: object,
+    ) -> ServiceId:
+        """``replace``: ``reload="replace"`` and the ReplacePolicy fields."""
         sid = ServiceId(uuid.uuid4())
-        self.feed(sv.ServiceAdded(sid, workers, give_up, name=name))
+        reload = str(replace.pop("reload", "signal"))
+        policy = ReplacePolicy(**replace)  # type: ignore[arg-type]
+        self.feed(sv.ServiceAdded(sid, workers, give_up, name=name, reload=reload, replace=policy))
         return sid
 
     def feed(self, event: sv.Event) -> list[sv.Action]:
