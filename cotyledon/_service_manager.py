@@ -40,6 +40,7 @@ from cotyledon import (
     _utils,
 )
 from cotyledon import _supervisor as sv
+from cotyledon._extension import MasterExtension
 from cotyledon._replacement import RELOAD_MODES, ReplacePolicy
 from cotyledon._restart_policy import GiveUpPolicy
 from cotyledon.types import (
@@ -125,6 +126,7 @@ class ServiceManager:
         self._events: collections.deque[sv.Event] = collections.deque()
         self._mp_procs: dict[int, Any] = {}
         self._fast_exit = False
+        self._extensions: list[MasterExtension] = []
         #: Handlers of worker -> master messages, by kind: ``fn(pid, payload)``.
         self._control_handlers: dict[str, Callable[[int, str], None]] = {
             "started": lambda pid, _: self._feed(sv.WorkerStarted(pid)),
@@ -240,6 +242,39 @@ class ServiceManager:
                 if hook is not None:
                     self._hooks[kind].append(hook)
 
+    def _attach_extension(self, extension: MasterExtension) -> None:
+        """Run ``extension`` in the master's event loop (for cotyledon.wsgi; see
+        :mod:`cotyledon._extension`). Call before :meth:`run`, from the main thread."""
+        with self._lock:
+            if self._state != "new":
+                raise RuntimeError("extensions must be attached before run()")
+            self._extensions.append(extension)
+
+    def _notify_extensions(self, method: str, *args: Any) -> None:
+        for extension in self._extensions:
+            try:
+                getattr(extension, method)(*args)
+            except Exception:
+                LOG.exception("Master extension %r failed in %s()", extension, method)
+
+    def _extension_fds(self) -> tuple[list[int], list[int]]:
+        reads: list[int] = []
+        writes: list[int] = []
+        for extension in self._extensions:
+            reads.extend(extension.read_fds())
+            writes.extend(extension.write_fds())
+        return reads, writes
+
+    def _next_timeout(self) -> float | None:
+        assert self._supervisor is not None
+        now = self._clock()
+        timeouts = [self._supervisor.next_timeout(now)]
+        for extension in self._extensions:
+            deadline = extension.next_deadline()
+            if deadline is not None:
+                timeouts.append(max(deadline - now, 0.0))
+        return min((t for t in timeouts if t is not None), default=None)
+
     def shutdown(self) -> None:
         """Ask the master to stop gracefully; returns at once. From any thread or hook.
 
@@ -331,6 +366,7 @@ class ServiceManager:
     def _teardown(self) -> None:
         with self._lock:
             self._state = "done"
+        self._notify_extensions("close")
         for resource in (self._signals, self._control, self._seatbelt, self._notifier):
             if resource is not None:
                 with contextlib.suppress(Exception):
@@ -345,9 +381,15 @@ class ServiceManager:
         while not self._supervisor.finished:
             fds = [self._signals.read_fd, self._control.read_fd]
             sentinels = {proc.sentinel: pid for pid, proc in self._mp_procs.items()}
-            timeout = self._supervisor.next_timeout(self._clock())
-            ready = _event_loop.wait([*fds, *sentinels], timeout)
-            _utils.LOG.log(_utils.TRACE, "master woke up: %s", ready)
+            ext_reads, ext_writes = self._extension_fds()
+            ready, writable = _event_loop.wait_rw(
+                [*fds, *sentinels, *ext_reads], ext_writes, self._next_timeout()
+            )
+            _utils.LOG.log(_utils.TRACE, "master woke up: %s %s", ready, writable)
+            if self._extensions:
+                ext_ready = [fd for fd in ready if fd in ext_reads]
+                if ext_ready or writable:
+                    self._notify_extensions("on_ready", ext_ready, writable)
             if self._signals.read_fd in ready:
                 self._on_signals(self._signals.read())
             if self._control.read_fd in ready:
@@ -357,6 +399,8 @@ class ServiceManager:
                 self._drain_commands()
             self._feed(sv.Tick())
             self._process()
+            if self._extensions:
+                self._notify_extensions("on_tick", self._clock())
 
     def _drain_commands(self) -> None:
         while self._commands:
@@ -407,7 +451,7 @@ class ServiceManager:
         assert self._supervisor is not None
         forked = [pid for pid in self._supervisor.live_pids() if pid not in self._mp_procs]
         for pid, code in _processes.reap(forked):
-            self._feed(sv.ChildExited(pid, code))
+            self._child_exited(pid, code)
 
     def _reap_sentinels(self, pids: list[int]) -> None:
         for pid in pids:
@@ -415,8 +459,15 @@ class ServiceManager:
             proc.join(0)
             if proc.exitcode is not None:
                 del self._mp_procs[pid]
-                self._feed(sv.ChildExited(pid, proc.exitcode))
+                self._child_exited(pid, proc.exitcode)
                 proc.close()
+
+    def _child_exited(self, pid: int, code: int) -> None:
+        assert self._supervisor is not None
+        slot = self._supervisor.slot_of(pid)
+        if slot is not None and self._extensions:
+            self._notify_extensions("on_exited", *slot, pid, code)
+        self._feed(sv.ChildExited(pid, code))
 
     def _on_messages(self, messages: list[_control.Message]) -> None:
         for message in messages:
@@ -447,11 +498,13 @@ class ServiceManager:
 
     def _do_spawn_worker(self, action: sv.SpawnWorker) -> None:
         config = self._worker_config(action.service_id, action.worker_id)
+        self._notify_extensions("before_fork", action.service_id, action.worker_id)
         try:
             pid = self._start_worker(config)
         except OSError as exc:
             self._feed(sv.SpawnFailed(action.service_id, action.worker_id, str(exc)))
         else:
+            self._notify_extensions("on_spawned", action.service_id, action.worker_id, pid)
             self._feed(sv.ChildSpawned(action.service_id, action.worker_id, pid))
 
     def _worker_config(
@@ -479,11 +532,14 @@ class ServiceManager:
         assert self._signals is not None
         assert self._control is not None
         assert self._seatbelt is not None
+        ext_reads, ext_writes = self._extension_fds()
         master_fds = (
             self._signals.read_fd,
             self._signals.write_fd,
             self._control.read_fd,
             self._seatbelt.write_fd,
+            *ext_reads,
+            *ext_writes,
         )
         with _signals.blocked(_signals.all_signals()) as mask:
             pid = os.fork()
@@ -555,6 +611,10 @@ class ServiceManager:
         name = self._service_name(action.service_id)
         why = f" ({action.reason})" if action.reason else ""
         if action.kind == "replacing":
+            assert action.worker_id is not None
+            self._notify_extensions(
+                "on_replacing", action.service_id, action.worker_id, action.reason
+            )
             REPLACE_LOG.info(
                 "Replacing %s worker %s (pid %s)%s", name, action.worker_id, action.old_pid, why
             )

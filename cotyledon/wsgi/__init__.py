@@ -23,6 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from cotyledon.wsgi._config import ConfigError, ServerConfig, make_config
+from cotyledon.wsgi._master import WSGIMaster
 from cotyledon.wsgi._worker import WSGIService
 
 if TYPE_CHECKING:
@@ -52,6 +53,10 @@ def _parse_binds(config: ServerConfig, environ: Mapping[str, str]) -> list[Any]:
     if config.bind:
         return [_bind.parse_bind(text) for text in config.bind]
     return list(_bind.default_binds(environ))
+
+
+def _bind_text(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def check_app(app: str | WSGIApp, config: ServerConfig | None = None) -> WSGIApp:
@@ -137,16 +142,23 @@ def add(
         target = check_app(app, config)
     listeners = _listeners.open_listeners(binds, backlog=config.backlog, environ=environ)
     sockets = [listener.sock for listener in listeners]
+    try:
+        master = WSGIMaster(config, [listener.display for listener in listeners])
+    except OSError:
+        _listeners.close_listeners(listeners)
+        raise
     # SIGHUP and recycling replace workers progressively: a new worker accepts before
     # the old one stops, so neither drops a request.
     service_id: ServiceId = manager.add(
         WSGIService,
         workers=config.workers,
-        args=(target, config, sockets),
+        args=(target, config, sockets, master.board),
         reload="replace",
         max_surge=config.max_surge,
         start_timeout=config.start_timeout,
     )
+    master.service_id = service_id
+    manager._attach_extension(master)  # status page and hung workers, in the master loop
     manager.register_hooks(on_terminate=lambda: _listeners.close_listeners(listeners))
     if config.access_log_file not in (None, "-"):
         _forward_reopen_signal(manager, service_id)
@@ -157,4 +169,7 @@ def add(
             config.workers,
             config.threads,
         )
+    if master.health is not None:
+        host, port = master.health.address
+        LOG.info("Status page at http://%s/", _bind_text(host, port))
     return service_id

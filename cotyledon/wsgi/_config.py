@@ -138,6 +138,13 @@ def _check_str_tuple(value: Any) -> None:
         raise ValueError(f"must be a tuple of strings, not: {value!r}")
 
 
+def _optional_port(value: Any) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 65535:
+        raise ValueError(f"must be a port number 0-65535, not: {value!r}")
+
+
 def _check_bool(value: Any) -> None:
     if not isinstance(value, bool):
         raise ValueError(f"must be True or False, not: {value!r}")
@@ -167,7 +174,8 @@ PROXY = "Proxies"
 APP = "Application"
 LOGGING = "Logging"
 LIFECYCLE = "Worker replacement and recycling"
-SECTIONS = (SOCKET, WORKERS, LIFECYCLE, HTTP, PROXY, APP, LOGGING)
+STATUS = "Status page"
+SECTIONS = (SOCKET, WORKERS, LIFECYCLE, STATUS, HTTP, PROXY, APP, LOGGING)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -343,6 +351,19 @@ class ServerConfig:
             "SIZE",
         ),
     )
+    timeout: float = _opt(
+        30.0,
+        Cli(
+            ("--timeout",),
+            "A worker silent for this many seconds (its event loop stuck, or the process "
+            "stopped) has its thread stacks written to the log, is killed and replaced "
+            "(0: never).",
+            LIFECYCLE,
+            _parse_seconds,
+            _at_least(0),
+            "SECONDS",
+        ),
+    )
     memory_check_interval: float = _opt(
         5.0,
         Cli(
@@ -352,6 +373,30 @@ class ServerConfig:
             _parse_seconds,
             _at_least(0.01),
             "SECONDS",
+        ),
+    )
+    status_port: int | None = _opt(
+        None,
+        Cli(
+            ("--status-port",),
+            "Serve the status page on this port: / (HTML), /json, /metrics (Prometheus) "
+            "and /_sysinfo. Default: off.",
+            STATUS,
+            _parse_int,
+            _optional_port,
+            "PORT",
+        ),
+    )
+    status_host: str = _opt(
+        "127.0.0.1",
+        Cli(
+            ("--status-host",),
+            "Address of the status page. It shows pids, paths and sys.path: keep it on "
+            "localhost unless a firewall guards it.",
+            STATUS,
+            str,
+            _check_str,
+            "HOST",
         ),
     )
     keepalive: bool = _opt(

@@ -179,6 +179,7 @@ class RequestHandler:
 
     :param on_request_done: called once per request with (connection, environ, status,
         bytes sent, start time) - the worker's access log and counters.
+    :param on_request_start: called when a request's head has been read (counters).
     """
 
     def __init__(
@@ -191,6 +192,7 @@ class RequestHandler:
         stopping: Callable[[], bool],
         on_request_done: Callable[[Connection, dict[str, Any], int, int, float], None]
         | None = None,
+        on_request_start: Callable[[], None] | None = None,
     ) -> None:
         self.app = app
         self.builder = builder
@@ -198,6 +200,7 @@ class RequestHandler:
         self.keepalive = keepalive
         self.stopping = stopping
         self.on_request_done = on_request_done
+        self.on_request_start = on_request_start
         self.dates = DateCache()
 
     def handle(self, conn: Connection) -> bool:
@@ -238,6 +241,8 @@ class RequestHandler:
     def respond(self, conn: Connection, request: Request) -> bool:
         """Run the app for ``request``; True when the connection may serve another one."""
         start = time.time()
+        if self.on_request_start is not None:
+            self.on_request_start()
         protocol = conn.protocol
         body = InputStream(conn, request.expect_continue, self.body_timeout)
         environ = self.builder.build(conn.base, request, body)

@@ -57,6 +57,7 @@ from cotyledon.wsgi._connection import Connection, RequestHandler
 from cotyledon.wsgi._environ import EnvironBuilder
 from cotyledon.wsgi._recycler import Recycler
 from cotyledon.wsgi._recycling import RecyclePolicy
+from cotyledon.wsgi._scoreboard import Scoreboard, SlotStatus, SlotWriter
 from cotyledon.wsgi._wsgi_response import FileWrapper
 
 LOG = logging.getLogger("cotyledon.wsgi.worker")
@@ -108,9 +109,15 @@ class Server:
         sockets: Sequence[socket.socket],
         *,
         on_request_done: Callable[..., None] | None = None,
+        on_request_start: Callable[[], None] | None = None,
+        heartbeat: Callable[[], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
+        self._heartbeat = heartbeat
+        # The master calls a worker hung after --timeout without a heartbeat: beat at least
+        # four times per timeout, even with no connection at all.
+        self._beat_every = config.timeout / 4 if heartbeat and config.timeout else None
         self.clock = clock
         self._stopping = threading.Event()
         self._started = threading.Event()
@@ -130,6 +137,7 @@ class Server:
             keepalive=config.keepalive,
             stopping=self._stopping.is_set,
             on_request_done=on_request_done,
+            on_request_start=on_request_start,
         )
         self._listeners = {sock.fileno(): sock for sock in sockets}
         self._bases: dict[int, dict[str, Any]] = {}
@@ -196,13 +204,9 @@ class Server:
                     next_sweep = min(next_sweep, self.clock() + self._sweep_every)
                 if not self._conns:
                     return
-            # Nothing can expire without connections: then sleep until an event comes.
-            busy = self._conns or self._accept_paused
-            wake_at = next_sweep if busy else None
-            if self._full_until is not None:
-                wake_at = min(wake_at or self._full_until, self._full_until)
-            timeout = max(wake_at - self.clock(), 0.0) if wake_at is not None else -1.0
-            for fd, events in self._epoll.poll(timeout):
+            if self._heartbeat is not None:
+                self._heartbeat()
+            for fd, events in self._epoll.poll(self._poll_timeout(next_sweep)):
                 if fd in self._listeners:
                     self._accept(self._listeners[fd])
                 elif fd == self._wake_r:
@@ -218,6 +222,16 @@ class Server:
                 self._accept_paused = False
             if not stopping and not self._accepting:
                 self._maybe_resume_accepting(now)
+
+    def _poll_timeout(self, next_sweep: float) -> float:
+        """Seconds to sleep (-1: until an event). Nothing can expire without connections."""
+        wake_at = next_sweep if self._conns or self._accept_paused else None
+        if self._full_until is not None:
+            wake_at = min(wake_at or self._full_until, self._full_until)
+        if self._beat_every is not None:
+            beat_at = self.clock() + self._beat_every
+            wake_at = beat_at if wake_at is None else min(wake_at, beat_at)
+        return max(wake_at - self.clock(), 0.0) if wake_at is not None else -1.0
 
     def _start_linger(self) -> None:
         """Stopping: every idle connection closes within DRAIN_LINGER (see the docstring)."""
@@ -421,6 +435,8 @@ class WSGIService(cotyledon.Service):
         the master did not preload it).
     :param config: the server settings.
     :param sockets: the listening sockets opened by the master.
+    :param scoreboard: the master's shared statistics table; this worker writes the slot
+        the master assigned to it before the fork (heartbeat, requests, status).
     """
 
     name = "wsgi"
@@ -431,6 +447,7 @@ class WSGIService(cotyledon.Service):
         app: Callable[..., Any] | str,
         config: ServerConfig,
         sockets: Sequence[socket.socket],
+        scoreboard: Scoreboard | None = None,
     ) -> None:
         # Objects inherited from the master are never collected here: freezing them (O(1))
         # keeps this worker's collector from writing to their pages, which would copy them
@@ -446,15 +463,21 @@ class WSGIService(cotyledon.Service):
         assert callable(app)
         self.access_log = _open_access_log(config)
         self.recycler = _make_recycler(config, worker_id)
+        self.slot = _slot_writer(scoreboard)
         if threading.current_thread() is threading.main_thread():
             _stackdump.arm()  # SIGUSR2: every thread's stack to stderr (hung workers)
             if self.access_log is not None:
                 signal.signal(signal.SIGUSR1, self._on_sigusr1)
         for sock in sockets:
             sock.setblocking(False)
-        counted = self.access_log is not None or self.recycler.enabled
+        counted = self.access_log is not None or self.recycler.enabled or self.slot is not None
         self.server = Server(
-            app, config, sockets, on_request_done=self._request_done if counted else None
+            app,
+            config,
+            sockets,
+            on_request_done=self._request_done if counted else None,
+            on_request_start=self.slot.request_started if self.slot is not None else None,
+            heartbeat=self.slot.heartbeat if self.slot is not None else None,
         )
 
     def _on_sigusr1(self, signum: int, frame: object) -> None:
@@ -463,10 +486,14 @@ class WSGIService(cotyledon.Service):
 
     def run(self) -> None:
         self.recycler.start()
+        if self.slot is not None:
+            self.slot.set_status(SlotStatus.READY)
         self.server.serve_forever()
 
     def terminate(self) -> None:
         self.recycler.stop()
+        if self.slot is not None:
+            self.slot.set_status(SlotStatus.DRAINING)
         if not self.server.stop(self.config.graceful_timeout):
             LOG.warning(
                 "Worker %s: requests still running after %.1fs, stopping anyway",
@@ -479,6 +506,8 @@ class WSGIService(cotyledon.Service):
     def _request_done(
         self, conn: Connection, environ: dict[str, Any], status: int, size: int, start: float
     ) -> None:
+        if self.slot is not None:
+            self.slot.request_finished(time.time() - start, status)
         if self.recycler.enabled:
             self.recycler.request_done()
         if self.access_log is None:
@@ -496,6 +525,15 @@ class WSGIService(cotyledon.Service):
             start_time=start,
             duration=time.time() - start,
         )
+
+
+def _slot_writer(scoreboard: Scoreboard | None) -> SlotWriter | None:
+    """This worker's scoreboard slot, assigned by the master just before the fork."""
+    from cotyledon.wsgi import _master  # noqa: PLC0415
+
+    if scoreboard is None or _master.assigned_slot is None:
+        return None
+    return scoreboard.writer(_master.assigned_slot)
 
 
 def _make_recycler(config: ServerConfig, worker_id: int) -> Recycler:

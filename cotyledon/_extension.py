@@ -1,0 +1,54 @@
+"""Master extensions: code that lives in the master's event loop (the core never imports
+what implements them).
+
+Job: define what the master asks of an extension. ``cotyledon.wsgi`` attaches one per
+WSGI service to run its status page and its hung-worker watch inside the master: the
+master waits on the extension's fds and deadline together with its own, tells it about
+the processes it forks, replaces and reaps, and closes its fds in every worker it forks.
+
+Must: never block and never raise out of a method (the master logs and goes on); all
+calls come from the master's main thread, between two waits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Protocol
+
+from cotyledon.types import ServiceId, WorkerId
+
+
+class MasterExtension(Protocol):
+    """What the master calls on an attached extension (see the module docstring)."""
+
+    def read_fds(self) -> Iterable[int]:
+        """Fds the master must wait on for reading."""
+
+    def write_fds(self) -> Iterable[int]:
+        """Fds the master must wait on for writing."""
+
+    def on_ready(self, readable: list[int], writable: list[int]) -> None:
+        """Some of the fds above are ready."""
+
+    def next_deadline(self) -> float | None:
+        """When :meth:`on_tick` must run next (monotonic time), None for never."""
+
+    def on_tick(self, now: float) -> None:
+        """Called after every wake-up of the master."""
+
+    def before_fork(self, service_id: ServiceId, worker_id: WorkerId) -> None:
+        """About to fork a worker (the child inherits what this sets up)."""
+
+    def on_spawned(self, service_id: ServiceId, worker_id: WorkerId, pid: int) -> None:
+        """A worker was forked."""
+
+    def on_replacing(self, service_id: ServiceId, worker_id: WorkerId, reason: str) -> None:
+        """The worker of this slot is being replaced, for ``reason``."""
+
+    def on_exited(
+        self, service_id: ServiceId, worker_id: WorkerId, pid: int, exit_code: int
+    ) -> None:
+        """A worker was reaped (``exit_code`` < 0: killed by that signal)."""
+
+    def close(self) -> None:
+        """The master is exiting."""

@@ -1,0 +1,239 @@
+"""The WSGI service's part of the master: scoreboard, hung workers, the status page.
+
+Job: one :class:`WSGIMaster` per WSGI service, attached to the manager as a master
+extension (:mod:`cotyledon._extension`). It
+
+* creates the scoreboard (shared memory) before the first fork and gives each worker its
+  slot: :meth:`before_fork` claims one and leaves its index in :data:`assigned_slot`,
+  which the forked child reads (fork copies the master's memory);
+* watches heartbeats: a worker silent for longer than ``--timeout`` gets its thread
+  stacks dumped to the log (SIGUSR2 + SIGCONT, for a stopped one), then SIGKILL after
+  :data:`~cotyledon.wsgi._stackdump.DUMP_GRACE`; the supervisor respawns it;
+* remembers each slot's last restart and why (reload, recycling, crash, hung);
+* serves the status page (``--status-port``) from the master's event loop.
+
+Must not: block (the page's sockets are non-blocking, a snapshot reads shared memory and
+a few /proc files), or wake the master when there is nothing to watch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from cotyledon.types import ServiceId, WorkerId
+from cotyledon.wsgi import _hung, _memory
+from cotyledon.wsgi._config import ServerConfig
+from cotyledon.wsgi._health import (
+    HealthServer,
+    cumulative_buckets,
+    status_class_pairs,
+    worker_rows,
+)
+from cotyledon.wsgi._health_render import Snapshot
+from cotyledon.wsgi._scoreboard import Scoreboard, SlotStatus
+from cotyledon.wsgi._stackdump import DUMP_GRACE, DUMP_SIGNAL
+
+LOG = logging.getLogger("cotyledon.wsgi.master")
+
+#: The scoreboard slot of the worker being forked (read by the child after the fork).
+assigned_slot: int | None = None
+#: Slots beyond the configured workers: replacements, draining workers, SIGTTIN.
+SPARE_SLOTS = 32
+
+
+@dataclass
+class _Worker:
+    worker_id: int
+    index: int
+    dump_kill_at: float | None = None  # hung: stacks dumped, SIGKILL due at this time
+
+
+class WSGIMaster:
+    """Master-side state of one WSGI service (see the module docstring)."""
+
+    def __init__(
+        self,
+        config: ServerConfig,
+        binds: Iterable[str] = (),
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        kill: Callable[[int, int], None] = os.kill,
+    ) -> None:
+        self.config = config
+        self.binds = tuple(binds)
+        self.service_id: ServiceId | None = None
+        self.board = Scoreboard(config.workers + config.max_surge + SPARE_SLOTS, clock)
+        self.health: HealthServer | None = None
+        if config.status_port is not None:
+            self.health = HealthServer(
+                self.snapshot, host=config.status_host, port=config.status_port
+            )
+        self._clock = clock
+        self._kill = kill
+        self._started_at = clock()
+        self._workers: dict[int, _Worker] = {}  # pid -> worker
+        self._current: dict[WorkerId, int] = {}  # worker id -> pid in its slot
+        self._pending: dict[WorkerId, int] = {}  # worker id -> slot claimed for a fork
+        self._why: dict[WorkerId, str] = {}  # worker id -> why its next process comes
+        self.restarts: dict[str, int] = {}
+        self.last_restart: dict[int, tuple[str, float]] = {}  # worker id -> (why, when)
+
+    def _ours(self, service_id: ServiceId) -> bool:
+        return service_id == self.service_id
+
+    # -- MasterExtension -------------------------------------------------------------------
+
+    def read_fds(self) -> list[int]:
+        return self.health.read_fds() if self.health is not None else []
+
+    def write_fds(self) -> list[int]:
+        return self.health.write_fds() if self.health is not None else []
+
+    def on_ready(self, readable: list[int], writable: list[int]) -> None:
+        if self.health is not None:
+            self.health.dispatch(readable, writable)
+
+    def next_deadline(self) -> float | None:
+        times = [w.dump_kill_at for w in self._workers.values()]
+        times.append(_hung.next_check(self._heartbeats(), self.config.timeout))
+        if self.health is not None:
+            times.append(self.health.next_deadline())
+        return min((t for t in times if t is not None), default=None)
+
+    def on_tick(self, now: float) -> None:
+        if self.health is not None:
+            self.health.expire(now)
+        self._kill_dumped(now)
+        for hung in _hung.find_hung(self._heartbeats(), now, self.config.timeout):
+            self._dump_and_kill(hung, now)
+
+    def before_fork(self, service_id: ServiceId, worker_id: WorkerId) -> None:
+        global assigned_slot  # handed to the child through fork
+        assigned_slot = None
+        if not self._ours(service_id):
+            return
+        index = self.board.claim(generation=0)
+        self._pending[worker_id] = index
+        assigned_slot = index
+
+    def on_spawned(self, service_id: ServiceId, worker_id: WorkerId, pid: int) -> None:
+        if not self._ours(service_id):
+            return
+        index = self._pending.pop(worker_id)
+        self._workers[pid] = _Worker(worker_id, index)
+        self._current[worker_id] = pid
+        why = self._why.pop(worker_id, None)
+        if why is not None:
+            self._count_restart(worker_id, why)
+
+    def on_replacing(self, service_id: ServiceId, worker_id: WorkerId, reason: str) -> None:
+        if self._ours(service_id):
+            self._why[worker_id] = (reason or "replace").split(":")[0]
+
+    def on_exited(
+        self, service_id: ServiceId, worker_id: WorkerId, pid: int, exit_code: int
+    ) -> None:
+        worker = self._workers.pop(pid, None)
+        if worker is None:
+            return
+        self.board.release(worker.index)
+        if self._current.get(worker_id) != pid:
+            return  # an old worker of a replacement, or a surplus one
+        del self._current[worker_id]
+        if worker.dump_kill_at is None:
+            self._why.setdefault(worker_id, "crashed" if exit_code else "exited")
+
+    def close(self) -> None:
+        if self.health is not None:
+            with contextlib.suppress(OSError):
+                self.health.close()
+
+    # -- hung workers ----------------------------------------------------------------------
+
+    def _heartbeats(self) -> list[_hung.Heartbeat]:
+        beats = []
+        for pid, worker in self._workers.items():
+            if worker.dump_kill_at is not None:
+                continue
+            stats = self.board.read(worker.index)
+            if stats.pid != pid:  # forked, not yet written by the child: booting
+                beats.append(_hung.Heartbeat(pid, stats.last_heartbeat, booting=True))
+                continue
+            beats.append(
+                _hung.Heartbeat(
+                    pid,
+                    stats.last_heartbeat,
+                    booting=stats.status is SlotStatus.BOOTING,
+                    draining=stats.status is SlotStatus.DRAINING,
+                )
+            )
+        return beats
+
+    def _dump_and_kill(self, hung: _hung.Hung, now: float) -> None:
+        worker = self._workers[hung.pid]
+        LOG.error(
+            "Worker %d (pid %d) silent for %.1fs (--timeout %gs%s): its thread stacks "
+            "follow, then it is killed",
+            worker.worker_id,
+            hung.pid,
+            hung.silent_for,
+            hung.limit,
+            ", while starting" if hung.booting else "",
+        )
+        with contextlib.suppress(ProcessLookupError):
+            self._kill(hung.pid, DUMP_SIGNAL)
+            self._kill(hung.pid, signal.SIGCONT)  # a stopped process runs its handler
+        worker.dump_kill_at = now + DUMP_GRACE
+        self._why[WorkerId(worker.worker_id)] = "hung"
+
+    def _kill_dumped(self, now: float) -> None:
+        for pid, worker in self._workers.items():
+            if worker.dump_kill_at is not None and worker.dump_kill_at <= now:
+                worker.dump_kill_at = float("inf")  # once
+                with contextlib.suppress(ProcessLookupError):
+                    self._kill(pid, signal.SIGKILL)
+
+    # -- status page -----------------------------------------------------------------------
+
+    def _count_restart(self, worker_id: WorkerId, why: str) -> None:
+        self.restarts[why] = self.restarts.get(why, 0) + 1
+        self.last_restart[worker_id] = (why, self._clock())
+
+    def snapshot(self) -> Snapshot:
+        """The status page's data, now."""
+        now = self._clock()
+        stats = self.board.read_all()
+        totals = self.board.totals(stats)
+        memory = {pid: _memory.memory_bytes(pid) for pid in self._workers}
+        slots = {w.index: w.worker_id for w in self._workers.values()}
+        return Snapshot(
+            service="cotyledon-wsgi",
+            version=_package_version(),
+            master_pid=os.getpid(),
+            uptime=now - self._started_at,
+            binds=self.binds,
+            workers_configured=self.config.workers,
+            threads=self.config.threads,
+            workers=worker_rows(stats, now, memory, self.last_restart, slots),
+            requests_total=totals.requests,
+            latency_sum=totals.latency_sum,
+            latency_buckets=cumulative_buckets(totals),
+            status_classes=status_class_pairs(totals),
+            restarts=tuple(sorted(self.restarts.items())),
+            rollout="replacing workers" if len(self._workers) > self.config.workers else "idle",
+        )
+
+
+def _package_version() -> str:
+    try:
+        from importlib.metadata import version  # noqa: PLC0415
+
+        return version("cotyledon")
+    except Exception:
+        return ""
