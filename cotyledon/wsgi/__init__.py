@@ -135,6 +135,9 @@ def add(
     if threads is not None:
         changes["threads"] = threads
     config = config.replace(**changes) if config is not None else make_config(**changes)
+    if config.reload and config.preload:
+        # Workers forked from a master that imported the app would all run its old code.
+        config = config.replace(preload=False)
     environ = os.environ if environ is None else environ
     binds = _parse_binds(config, environ)
     target: str | WSGIApp = app

@@ -351,6 +351,30 @@ class ServerConfig:
             "SIZE",
         ),
     )
+    reload: bool = _opt(
+        False,
+        Cli(
+            ("--reload",),
+            "Development: when a source file of the app (any imported module) or a "
+            "--reload-extra-file changes and compiles, replace the workers one by one. "
+            "Implies --no-preload (each worker imports the app).",
+            LIFECYCLE,
+            check=_check_bool,
+        ),
+    )
+    reload_extra_files: tuple[str, ...] = _opt(
+        (),
+        Cli(
+            ("--reload-extra-file",),
+            "More files to watch with --reload (templates, configuration); globs such as "
+            "'templates/**/*.html' are allowed; repeatable.",
+            LIFECYCLE,
+            str,
+            _check_str_tuple,
+            "PATH",
+            repeat=True,
+        ),
+    )
     timeout: float = _opt(
         30.0,
         Cli(

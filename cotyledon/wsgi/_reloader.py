@@ -149,8 +149,11 @@ class Reloader:
     # -- life cycle ------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Take the baseline now, then watch in a daemon thread."""
-        self.scan_nowait()
+        """Take the baseline (unless :meth:`scan_nowait` already did), then watch in a
+        daemon thread. Take it right after importing the app: a change made between the
+        import and the baseline would be missed."""
+        if not self._stamps:
+            self.scan_nowait()
         target = self._run_watchfiles if self.backend == "watchfiles" else self._run_poll
         self._thread = threading.Thread(target=target, name="cotyledon-reloader", daemon=True)
         self._thread.start()

@@ -464,6 +464,11 @@ class WSGIService(cotyledon.Service):
         self.access_log = _open_access_log(config)
         self.recycler = _make_recycler(config, worker_id)
         self.slot = _slot_writer(scoreboard)
+        # One watcher is enough: worker 0's (its replacement starts a new one). Its
+        # baseline is taken now, right after the import, so no edit slips in between.
+        self.reloader = _make_reloader(config) if worker_id == 0 else None
+        if self.reloader is not None:
+            self.reloader.scan_nowait()
         if threading.current_thread() is threading.main_thread():
             _stackdump.arm()  # SIGUSR2: every thread's stack to stderr (hung workers)
             if self.access_log is not None:
@@ -486,12 +491,16 @@ class WSGIService(cotyledon.Service):
 
     def run(self) -> None:
         self.recycler.start()
+        if self.reloader is not None:
+            self.reloader.start()
         if self.slot is not None:
             self.slot.set_status(SlotStatus.READY)
         self.server.serve_forever()
 
     def terminate(self) -> None:
         self.recycler.stop()
+        if self.reloader is not None:
+            self.reloader.stop()
         if self.slot is not None:
             self.slot.set_status(SlotStatus.DRAINING)
         if not self.server.stop(self.config.graceful_timeout):
@@ -534,6 +543,21 @@ def _slot_writer(scoreboard: Scoreboard | None) -> SlotWriter | None:
     if scoreboard is None or _master.assigned_slot is None:
         return None
     return scoreboard.writer(_master.assigned_slot)
+
+
+def _make_reloader(config: ServerConfig) -> Any:
+    if not config.reload:
+        return None
+    from cotyledon.wsgi._reloader import Reloader  # noqa: PLC0415 - development only
+
+    return Reloader(_code_changed, extra_paths=config.reload_extra_files)
+
+
+def _code_changed(paths: list[str]) -> None:
+    """The reloader saw compiling changes: SIGHUP to the master replaces every worker."""
+    shown = ", ".join(paths[:3]) + (f" and {len(paths) - 3} more" if len(paths) > 3 else "")
+    LOG.info("Changed: %s; replacing the workers", shown)
+    os.kill(os.getppid(), signal.SIGHUP)
 
 
 def _make_recycler(config: ServerConfig, worker_id: int) -> Recycler:
