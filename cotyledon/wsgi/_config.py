@@ -362,7 +362,7 @@ class ServerConfig:
             check=_check_bool,
         ),
     )
-    reload_extra_files: tuple[str, ...] = _opt(
+    reload_extra_file: tuple[str, ...] = _opt(
         (),
         Cli(
             ("--reload-extra-file",),

@@ -550,7 +550,7 @@ def _make_reloader(config: ServerConfig) -> Any:
         return None
     from cotyledon.wsgi._reloader import Reloader  # noqa: PLC0415 - development only
 
-    return Reloader(_code_changed, extra_paths=config.reload_extra_files)
+    return Reloader(_code_changed, extra_paths=config.reload_extra_file)
 
 
 def _code_changed(paths: list[str]) -> None:
