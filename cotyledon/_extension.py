@@ -21,6 +21,13 @@ from cotyledon.types import ServiceId, WorkerId
 class MasterExtension(Protocol):
     """What the master calls on an attached extension (see the module docstring)."""
 
+    #: Signals the master catches for this extension (beyond its own) and passes to
+    #: :meth:`on_signal` from its loop, never from a signal handler.
+    signals: tuple[int, ...]
+
+    def on_signal(self, signum: int) -> None:
+        """One of :attr:`signals` arrived."""
+
     def read_fds(self) -> Iterable[int]:
         """Fds the master must wait on for reading."""
 

@@ -250,6 +250,10 @@ class ServiceManager:
                 raise RuntimeError("extensions must be attached before run()")
             self._extensions.append(extension)
 
+    def _master_signals(self) -> tuple[int, ...]:
+        extra = [s for ext in self._extensions for s in ext.signals if s not in MASTER_SIGNALS]
+        return MASTER_SIGNALS + tuple(dict.fromkeys(extra))
+
     def _notify_extensions(self, method: str, *args: Any) -> None:
         for extension in self._extensions:
             try:
@@ -347,7 +351,7 @@ class ServiceManager:
             extend_interval=sv.EXTEND_INTERVAL if self._notifier.enabled else None,
             respawn_gate=self._respawn_gate,
         )
-        self._signals = _signals.SignalPipe(MASTER_SIGNALS)
+        self._signals = _signals.SignalPipe(self._master_signals())
         self._control = _control.ControlChannel()
         self._seatbelt = _seatbelt.Seatbelt()
         try:
@@ -443,6 +447,8 @@ class ServiceManager:
                 self._feed(sv.StopTimedOut())
             elif signum == signal.SIGHUP:
                 self._feed(sv.ReloadRequested())
+            elif any(signum in ext.signals for ext in self._extensions):
+                self._notify_extensions("on_signal", signum)
             else:
                 LOG.debug("unhandled signal %s", signum)
             self._process()
@@ -546,7 +552,7 @@ class ServiceManager:
             if pid == 0:  # pragma: no cover - the child never returns from here
                 _service_worker.forked_main(
                     config,
-                    master_signals=MASTER_SIGNALS,
+                    master_signals=self._master_signals(),
                     mask=mask,
                     master_fds=master_fds,
                     seatbelt_fd=self._seatbelt.read_fd,

@@ -14,11 +14,8 @@ share both. The ``cotyledon-wsgi`` command is a thin wrapper around it.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import signal
-import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -71,30 +68,6 @@ def check_app(app: str | WSGIApp, config: ServerConfig | None = None) -> WSGIApp
     pythonpath = config.pythonpath if config is not None else ()
     loaded: WSGIApp = load_app(app, pythonpath=pythonpath)
     return loaded
-
-
-def _forward_reopen_signal(manager: ServiceManager, service_id: ServiceId) -> None:
-    """SIGUSR1 to the master reaches this service's workers (they reopen the access log).
-
-    Installed only from the main thread. Processes forked from the master inherit the
-    handler; it does nothing outside the master.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        LOG.warning("add() not called from the main thread: SIGUSR1 is not forwarded")
-        return
-    master = os.getpid()
-
-    def forward(signum: int, frame: object) -> None:
-        if os.getpid() != master:
-            return
-        # NOTE: the manager has no public "signal the workers of a service" call yet.
-        supervisor = getattr(manager, "_supervisor", None)
-        pids = supervisor.current_pids(service_id).values() if supervisor is not None else ()
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGUSR1)
-
-    signal.signal(signal.SIGUSR1, forward)
 
 
 def add(
@@ -161,10 +134,9 @@ def add(
         start_timeout=config.start_timeout,
     )
     master.service_id = service_id
+    master.manager = manager
     manager._attach_extension(master)  # status page and hung workers, in the master loop
     manager.register_hooks(on_terminate=lambda: _listeners.close_listeners(listeners))
-    if config.access_log_file not in (None, "-"):
-        _forward_reopen_signal(manager, service_id)
     for listener in listeners:
         LOG.info(
             "Listening at %s (%d workers, %d threads)",

@@ -118,9 +118,13 @@ def config_from_args(
         parser.error(f"argument {option_flag(exc.option)}: {exc.message}")
 
 
-def setup_logging(level: str) -> None:
-    """Log to stderr with time, pid, level and logger name (the CLI owns the process)."""
-    logging.basicConfig(level=level.upper(), format=LOG_FORMAT, stream=sys.stderr)
+def setup_logging(level: str, path: str | None = None) -> None:
+    """Log with time, pid, level and logger name to stderr, or to ``path`` (reopened on
+    SIGUSR1); the CLI owns the process."""
+    if path:
+        logging.basicConfig(level=level.upper(), format=LOG_FORMAT, filename=path)
+    else:
+        logging.basicConfig(level=level.upper(), format=LOG_FORMAT, stream=sys.stderr)
 
 
 def _prepare_imports(config: ServerConfig) -> None:
@@ -174,7 +178,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     environ = dict(os.environ)
     config = config_from_args(parser, args, environ)
-    setup_logging(config.log_level)
+    try:
+        setup_logging(config.log_level, config.error_log_file)
+    except OSError as exc:
+        parser.error(f"argument --error-log-file: cannot open it: {exc}")
     if args.print_config:
         return _print_config(args.app, config, environ)
     if not args.app:

@@ -592,6 +592,18 @@ class ServerConfig:
             "{combined,json}",
         ),
     )
+    error_log_file: str | None = _opt(
+        None,
+        Cli(
+            ("--error-log-file",),
+            "Write the server's own log to this file instead of standard error. Reopened "
+            "on SIGUSR1.",
+            LOGGING,
+            str,
+            _check_optional_str,
+            "FILE",
+        ),
+    )
     log_level: str = _opt(
         "info",
         Cli(

@@ -10,7 +10,9 @@ extension (:mod:`cotyledon._extension`). It
   stacks dumped to the log (SIGUSR2 + SIGCONT, for a stopped one), then SIGKILL after
   :data:`~cotyledon.wsgi._stackdump.DUMP_GRACE`; the supervisor respawns it;
 * remembers each slot's last restart and why (reload, recycling, crash, hung);
-* serves the status page (``--status-port``) from the master's event loop.
+* serves the status page (``--status-port``) from the master's event loop;
+* SIGUSR1: reopens the master's log files and passes the signal to the workers (they
+  reopen theirs and the access log); SIGTTIN / SIGTTOU: one worker more / fewer.
 
 Must not: block (the page's sockets are non-blocking, a snapshot reads shared memory and
 a few /proc files), or wake the master when there is nothing to watch.
@@ -25,9 +27,10 @@ import signal
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from cotyledon.types import ServiceId, WorkerId
-from cotyledon.wsgi import _hung, _memory
+from cotyledon.wsgi import _hung, _logfiles, _memory
 from cotyledon.wsgi._config import ServerConfig
 from cotyledon.wsgi._health import (
     HealthServer,
@@ -55,7 +58,12 @@ class _Worker:
 
 
 class WSGIMaster:
-    """Master-side state of one WSGI service (see the module docstring)."""
+    """Master-side state of one WSGI service (see the module docstring).
+
+    Set :attr:`service_id` and :attr:`manager` once the service is added.
+    """
+
+    signals: tuple[int, ...] = (signal.SIGUSR1, signal.SIGTTIN, signal.SIGTTOU)
 
     def __init__(
         self,
@@ -68,6 +76,8 @@ class WSGIMaster:
         self.config = config
         self.binds = tuple(binds)
         self.service_id: ServiceId | None = None
+        self.manager: Any = None  # the cotyledon.ServiceManager (for SIGTTIN/SIGTTOU)
+        self.workers = config.workers
         self.board = Scoreboard(config.workers + config.max_surge + SPARE_SLOTS, clock)
         self.health: HealthServer | None = None
         if config.status_port is not None:
@@ -125,7 +135,9 @@ class WSGIMaster:
     def on_spawned(self, service_id: ServiceId, worker_id: WorkerId, pid: int) -> None:
         if not self._ours(service_id):
             return
-        index = self._pending.pop(worker_id)
+        index = self._pending.pop(worker_id, None)
+        if index is None:  # no slot could be claimed (logged): serve without statistics
+            return
         self._workers[pid] = _Worker(worker_id, index)
         self._current[worker_id] = pid
         why = self._why.pop(worker_id, None)
@@ -148,6 +160,28 @@ class WSGIMaster:
         del self._current[worker_id]
         if worker.dump_kill_at is None:
             self._why.setdefault(worker_id, "crashed" if exit_code else "exited")
+
+    def on_signal(self, signum: int) -> None:
+        if signum == signal.SIGUSR1:
+            reopened = _logfiles.reopen_log_files()
+            LOG.info("SIGUSR1: %d log file(s) reopened; telling the workers", reopened)
+            for pid in list(self._current.values()):
+                with contextlib.suppress(ProcessLookupError):
+                    self._kill(pid, signal.SIGUSR1)
+        elif signum == signal.SIGTTIN:
+            self._resize(self.workers + 1)
+        elif signum == signal.SIGTTOU:
+            self._resize(self.workers - 1)
+
+    def _resize(self, workers: int) -> None:
+        limit = self.board.capacity - self.config.max_surge
+        if not 1 <= workers <= limit:
+            LOG.warning("Staying at %d workers (between 1 and %d)", self.workers, limit)
+            return
+        LOG.info("Going from %d to %d workers", self.workers, workers)
+        self.workers = workers
+        if self.manager is not None and self.service_id is not None:
+            self.manager.reconfigure(self.service_id, workers)
 
     def close(self) -> None:
         if self.health is not None:
@@ -218,7 +252,7 @@ class WSGIMaster:
             master_pid=os.getpid(),
             uptime=now - self._started_at,
             binds=self.binds,
-            workers_configured=self.config.workers,
+            workers_configured=self.workers,
             threads=self.config.threads,
             workers=worker_rows(stats, now, memory, self.last_restart, slots),
             requests_total=totals.requests,
@@ -226,7 +260,7 @@ class WSGIMaster:
             latency_buckets=cumulative_buckets(totals),
             status_classes=status_class_pairs(totals),
             restarts=tuple(sorted(self.restarts.items())),
-            rollout="replacing workers" if len(self._workers) > self.config.workers else "idle",
+            rollout="replacing workers" if len(self._workers) > self.workers else "idle",
         )
 
 

@@ -50,6 +50,7 @@ import futurist
 import cotyledon
 from cotyledon.wsgi import (
     _http_protocol,  # imported by the master: shared by the workers
+    _logfiles,
     _stackdump,
 )
 from cotyledon.wsgi._config import ServerConfig
@@ -471,8 +472,7 @@ class WSGIService(cotyledon.Service):
             self.reloader.scan_nowait()
         if threading.current_thread() is threading.main_thread():
             _stackdump.arm()  # SIGUSR2: every thread's stack to stderr (hung workers)
-            if self.access_log is not None:
-                signal.signal(signal.SIGUSR1, self._on_sigusr1)
+            signal.signal(signal.SIGUSR1, self._on_sigusr1)
         for sock in sockets:
             sock.setblocking(False)
         counted = self.access_log is not None or self.recycler.enabled or self.slot is not None
@@ -487,7 +487,12 @@ class WSGIService(cotyledon.Service):
 
     def _on_sigusr1(self, signum: int, frame: object) -> None:
         # Not in the handler itself: the log's lock may be held by the code it interrupted.
-        threading.Thread(target=self.access_log.reopen, name="reopen-log", daemon=True).start()
+        threading.Thread(target=self._reopen_logs, name="reopen-logs", daemon=True).start()
+
+    def _reopen_logs(self) -> None:
+        _logfiles.reopen_log_files()
+        if self.access_log is not None:
+            self.access_log.reopen()
 
     def run(self) -> None:
         self.recycler.start()
