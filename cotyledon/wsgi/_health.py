@@ -52,7 +52,6 @@ from cotyledon.wsgi._http_events import (
     Request,
 )
 from cotyledon.wsgi._http_protocol import Limits, ServerConnection
-from cotyledon.wsgi._rollout import RolloutStatus
 from cotyledon.wsgi._scoreboard import (
     LATENCY_BUCKETS,
     STATUS_CLASSES,
@@ -385,25 +384,6 @@ def cumulative_buckets(totals: Totals) -> tuple[tuple[float, int], ...]:
         running += count
         out.append((bound, running))
     return tuple(out)
-
-
-def rollout_text(status: RolloutStatus | None) -> str:
-    """One line about cycling for the page."""
-    if status is None:
-        return "idle"
-    if not status.active:
-        text = "idle"
-    else:
-        text = f"rolling ({status.reason}): {len(status.pending)} pending"
-        if status.starting:
-            text += ", booting slot " + ", ".join(str(s) for s in status.starting)
-    if status.draining:
-        text += f", {len(status.draining)} draining"
-    if status.queued:
-        text += ", one more queued"
-    if status.last_abort:
-        text += f"; last abort: {status.last_abort}"
-    return text
 
 
 def status_class_pairs(totals: Totals) -> tuple[tuple[str, int], ...]:
