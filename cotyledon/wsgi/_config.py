@@ -366,8 +366,8 @@ class ServerConfig:
         (),
         Cli(
             ("--reload-extra-file",),
-            "More files to watch with --reload (templates, configuration); globs such as "
-            "'templates/**/*.html' are allowed; repeatable.",
+            "More files to watch with --reload (templates, configuration); repeatable. "
+            "Globs are allowed, recursive ones too.",
             LIFECYCLE,
             str,
             _check_str_tuple,

@@ -78,6 +78,7 @@ class WSGIMaster:
         self.service_id: ServiceId | None = None
         self.manager: Any = None  # the cotyledon.ServiceManager (for SIGTTIN/SIGTTOU)
         self.workers = config.workers
+        self.generation = 0  # reloads so far: the workers forked since carry it
         self.board = Scoreboard(config.workers + config.max_surge + SPARE_SLOTS, clock)
         self.health: HealthServer | None = None
         if config.status_port is not None:
@@ -128,7 +129,7 @@ class WSGIMaster:
         assigned_slot = None
         if not self._ours(service_id):
             return
-        index = self.board.claim(generation=0)
+        index = self.board.claim(generation=self.generation)
         self._pending[worker_id] = index
         assigned_slot = index
 
@@ -145,8 +146,12 @@ class WSGIMaster:
             self._count_restart(worker_id, why)
 
     def on_replacing(self, service_id: ServiceId, worker_id: WorkerId, reason: str) -> None:
-        if self._ours(service_id):
-            self._why[worker_id] = (reason or "replace").split(":")[0]
+        if not self._ours(service_id):
+            return
+        why = (reason or "replace").split(":")[0]
+        if why == "reload" and worker_id == min(self._current, default=worker_id):
+            self.generation += 1  # a reload replaces every worker, lowest id first
+        self._why[worker_id] = why
 
     def on_exited(
         self, service_id: ServiceId, worker_id: WorkerId, pid: int, exit_code: int
@@ -260,6 +265,7 @@ class WSGIMaster:
             latency_buckets=cumulative_buckets(totals),
             status_classes=status_class_pairs(totals),
             restarts=tuple(sorted(self.restarts.items())),
+            generation=self.generation,
             rollout="replacing workers" if len(self._workers) > self.workers else "idle",
         )
 

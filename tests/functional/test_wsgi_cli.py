@@ -65,15 +65,22 @@ def stop(prog: Program, signum: int = signal.SIGTERM) -> int:
 def test_readme_demo_serves_and_stops_cleanly(program: type[Program]) -> None:
     script = Path(sys.executable).with_name("cotyledon-wsgi")  # the console script itself
     argv = [str(script)] if script.exists() else [sys.executable, "-m", "cotyledon.wsgi"]
-    prog = program([*argv, "--workers", "2", "-b", "127.0.0.1:0", "examples.wsgi.hello:app"])
+    # The README's command, with free ports instead of 8000 and 8001.
+    args = ["--workers", "2", "--status-port", "0", "-b", "127.0.0.1:0", "examples.wsgi.hello:app"]
+    prog = program([*argv, *args])
     match = prog.wait_line(LISTENING, 30)
     assert match.group(2, 3) == ("2", "8")
     address = tcp_address(match.group(1))
+    status_port = int(prog.wait_line(r"Status page at http://127\.0\.0\.1:(\d+)/", 30).group(1))
     serving_workers(prog, 2)
     with RawClient(address) as client:
         resp = client.get("/")
         assert (resp.status, resp.body) == (200, b"Hello, World!\n")
         assert client.get("/again").status == 200  # keep-alive through the real worker
+    with RawClient(("127.0.0.1", status_port)) as client:
+        page = client.get("/")
+        assert page.status == 200
+        assert b"cotyledon-wsgi" in page.body
     assert stop(prog) == 0
     assert not prog.descendants()
 

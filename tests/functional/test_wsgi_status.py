@@ -142,3 +142,19 @@ def test_real_status_page_in_a_headless_browser(program: type[Program]) -> None:
         shot.unlink()
     chromium(f"--screenshot={shot}", "--window-size=1200,700", "--hide-scrollbars", url)
     assert Path(shot).read_bytes().startswith(b"\x89PNG")
+
+
+def test_lifecycle_example_serves_its_status_page(program: type[Program]) -> None:
+    prog = program.example("wsgi/lifecycle.py", "127.0.0.1:0", "0")
+    port = int(prog.wait_line(LISTENING, 30).group(1))
+    status_port = int(prog.wait_line(STATUS, 30).group(1))
+    pids = ready_pids(status_port, 2)
+    with RawClient(("127.0.0.1", port)) as client:
+        assert client.get("/from-the-example").status == 200
+    prog.wait_line(r'"GET /from-the-example HTTP/1\.1" 200 ', 10)  # the access log
+    prog.signal(signal.SIGHUP)
+    new = wait_for(lambda: (p := ready_pids(status_port, 2)) and not p & pids and p, 30)
+    assert new
+    assert status(status_port)["generation"] == 1
+    prog.signal(signal.SIGTERM)
+    assert prog.wait(30) == 0
