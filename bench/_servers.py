@@ -65,26 +65,9 @@ def ours_available() -> str | None:
     return lines[-1] if lines else f"exit status {probe.returncode}"
 
 
-def ours_cli_serves() -> bool:
-    """True when the modules ``cotyledon-wsgi`` needs to serve have landed."""
-    probe = subprocess.run(
-        [sys.executable, "-c", "from cotyledon.wsgi import _listeners, _bind, _app_loader"],
-        capture_output=True,
-        check=False,
-        cwd=BENCH,
-    )
-    return probe.returncode == 0
-
-
 def how_ours_runs() -> str:
     """A note for the tables: how our server was started."""
-    if ours_cli_serves():
-        return f"ours: python -m cotyledon.wsgi -w {WORKERS} -t {THREADS} -b fd://N apps:<app>"
-    return (
-        "ours: the cotyledon-wsgi CLI cannot serve yet (bind/listener/loader modules "
-        f"missing), so ours ran through bench/_ours_wsgi.py: WSGIService with workers="
-        f"{WORKERS}, threads={THREADS} on the same pre-bound socket"
-    )
+    return f"ours: python -m cotyledon.wsgi -w {WORKERS} -t {THREADS} -b fd://N apps:<app>"
 
 
 def start(name: str, app: str, label: str, extra: list[str] | None = None) -> Running:
@@ -110,10 +93,7 @@ def start(name: str, app: str, label: str, extra: list[str] | None = None) -> Ru
         sock = bind_socket()
         port = sock.getsockname()[1]
         fd = sock.fileno()
-        if name == "ours" and not ours_cli_serves():
-            argv = [sys.executable, str(BENCH / "_ours_wsgi.py"), str(fd), str(WORKERS)]
-            argv += [str(THREADS), app]
-        elif name == "ours":
+        if name == "ours":
             argv = [sys.executable, "-m", "cotyledon.wsgi", "-w", str(WORKERS)]
             argv += ["-t", str(THREADS), "-b", f"fd://{fd}"]
         else:
@@ -122,8 +102,7 @@ def start(name: str, app: str, label: str, extra: list[str] | None = None) -> Ru
             if kind == "gthread":
                 argv += ["--threads", str(THREADS)]
             argv += ["--no-control-socket", "-b", f"fd://{fd}"]
-        if argv[1] != str(BENCH / "_ours_wsgi.py"):
-            argv += [*(extra or []), target]
+        argv += [*(extra or []), target]
         try:
             server = Server(argv, log_path, pass_fds=[fd])
         finally:

@@ -228,7 +228,12 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--servers", default=",".join(SERVERS))
     parser.add_argument("--apps", default=",".join(APPS))
     args = parser.parse_args(argv)
-    text = run(args.servers.split(","), args.apps.split(","), args.duration, args.rounds)
+    servers, apps = args.servers.split(","), args.apps.split(",")
+    for name, given, known in (("--servers", servers, SERVERS), ("--apps", apps, APPS)):
+        unknown = [item for item in given if item not in known]
+        if unknown:
+            parser.error(f"{name}: unknown {unknown}; choose from {', '.join(known)}")
+    text = run(servers, apps, args.duration, args.rounds)
     print(text)
     return text
 
