@@ -8,13 +8,12 @@ workers are replaced one by one, so no request fails.
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.functional.test_wsgi_status import ready_pids
-from tests.functional.wsgi_helpers import Load, RawClient
+from tests.functional.wsgi_helpers import Load, RawClient, wsgi_command
 from tests.support.processes import Program, wait_for
 
 pytestmark = pytest.mark.timeout(90)
@@ -44,23 +43,8 @@ def test_reload_serves_edited_code_and_survives_a_syntax_error(
 ) -> None:
     module = tmp_path / "devapp.py"
     write(module, APP.format(text="version 1"))
-    prog = program(
-        [
-            sys.executable,
-            "-m",
-            "cotyledon.wsgi",
-            "-w",
-            "2",
-            "-b",
-            "127.0.0.1:0",
-            "--reload",
-            "--status-port",
-            "0",
-            "--pythonpath",
-            str(tmp_path),
-            "devapp:app",
-        ]
-    )
+    watched = ("--reload", "--status-port", "0", "--pythonpath", str(tmp_path))
+    prog = program(wsgi_command("-w", "2", *watched, "devapp:app"))
     port = int(prog.wait_line(r"Listening at http://127\.0\.0\.1:(\d+) ", 30).group(1))
     address = ("127.0.0.1", port)
     status_port = int(prog.wait_line(r"Status page at http://127\.0\.0\.1:(\d+)/", 30).group(1))
@@ -90,22 +74,9 @@ def test_reload_extra_file_triggers_a_cycle(program: type[Program], tmp_path: Pa
     )
     template = tmp_path / "t.txt"
     write(template, "one")
+    watched = ("--reload", "--status-port", "0", "--pythonpath", str(tmp_path))
     prog = program(
-        [
-            sys.executable,
-            "-m",
-            "cotyledon.wsgi",
-            "-b",
-            "127.0.0.1:0",
-            "--reload",
-            "--reload-extra-file",
-            str(tmp_path / "*.txt"),
-            "--status-port",
-            "0",
-            "--pythonpath",
-            str(tmp_path),
-            "devapp2:app",
-        ]
+        wsgi_command(*watched, "--reload-extra-file", str(tmp_path / "*.txt"), "devapp2:app")
     )
     port = int(prog.wait_line(r"Listening at http://127\.0\.0\.1:(\d+) ", 30).group(1))
     status_port = int(prog.wait_line(r"Status page at http://127\.0\.0\.1:(\d+)/", 30).group(1))

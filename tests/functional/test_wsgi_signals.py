@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import signal
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.functional.wsgi_helpers import RawClient
+from tests.functional.wsgi_helpers import RawClient, wsgi_command
 from tests.support.processes import Program, wait_for
 
 pytestmark = pytest.mark.timeout(90)
@@ -26,18 +25,7 @@ def count_workers(prog: Program, count: int) -> set[int]:
 
 
 def test_sigttin_adds_a_worker_and_sigttou_removes_one(program: type[Program]) -> None:
-    prog = program(
-        [
-            sys.executable,
-            "-m",
-            "cotyledon.wsgi",
-            "-w",
-            "2",
-            "-b",
-            "127.0.0.1:0",
-            "examples.wsgi.hello:app",
-        ]
-    )
+    prog = program(wsgi_command("-w", "2", HELLO))
     prog.wait_line(r"Listening at ", 30)
     two = count_workers(prog, 2)
     prog.signal(signal.SIGTTIN)
@@ -58,22 +46,8 @@ def test_sigusr1_reopens_the_access_log_and_the_error_log(
     program: type[Program], tmp_path: Path
 ) -> None:
     access, errors = tmp_path / "access.log", tmp_path / "error.log"
-    prog = program(
-        [
-            sys.executable,
-            "-m",
-            "cotyledon.wsgi",
-            "-w",
-            "2",
-            "-b",
-            "127.0.0.1:0",
-            "--access-log-file",
-            str(access),
-            "--error-log-file",
-            str(errors),
-            "examples.wsgi.hello:app",
-        ]
-    )
+    log_options = ("--access-log-file", str(access), "--error-log-file", str(errors))
+    prog = program(wsgi_command("-w", "2", *log_options, HELLO))
     text = wait_for(
         lambda: errors.exists() and "Listening at" in errors.read_text() and errors.read_text(), 30
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -164,6 +165,11 @@ def wait_until(predicate: Callable[[], object], timeout: float = TIMEOUT) -> Non
     while not predicate():
         assert time.monotonic() < deadline, "condition not met in time"
         time.sleep(0.005)
+
+
+def wsgi_command(*args: str) -> list[str]:
+    """``python -m cotyledon.wsgi -b 127.0.0.1:0 ARGS``: the CLI on a free port."""
+    return [sys.executable, "-m", "cotyledon.wsgi", "-b", "127.0.0.1:0", *args]
 
 
 class Load:
