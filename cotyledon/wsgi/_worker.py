@@ -8,15 +8,17 @@ Design (one worker process):
   threads never read one socket and no hand-back queue is needed).
 * A readable connection is handed to a bounded futurist thread pool. When the pool's queue
   is full the selector thread answers ``503`` with ``Connection: close`` at once.
-* Fair sharing between workers: a worker accepts only as many connections as it has
-  unclaimed threads (a thread is claimed by a request being served and, for one turn of
-  the loop, by a connection just accepted: an idle connection holds no thread). When
-  every thread is claimed it takes its listeners out of the epoll set, so the kernel
-  hands new connections to a worker that has room (``EPOLLEXCLUSIVE`` wakes only
-  registered waiters). It takes them back as soon as a thread is free, and after
-  ``FULL_RETRY`` seconds anyway: then, still full, it accepts as many connections as it
-  has threads (queued, or a fast ``503`` past ``--max-queue``), so that under real
-  overload clients get an answer instead of waiting in the backlog.
+* Fair sharing between workers: a worker accepts only while it has room: one request
+  per thread running and one queued behind each (a freed thread starts on the next
+  request at once, without a round trip through this thread). Room is claimed by a
+  request in the pool and, for one turn of the loop, by a connection just accepted (an
+  idle keep-alive connection claims nothing). A worker with no room takes its
+  listeners out of the epoll set, so the kernel hands new connections to a worker that
+  has room (``EPOLLEXCLUSIVE`` wakes only registered waiters). It takes them back as
+  soon as a request ends, and after ``FULL_RETRY`` seconds anyway: then, still full, it
+  accepts as many connections as it has threads (queued, or a fast ``503`` past
+  ``--max-queue``), so that under real overload clients get an answer instead of
+  waiting in the backlog.
 * Idle connections carry a deadline: the keep-alive timeout, or the head deadline once the
   first bytes of a request arrived (slow heads get ``408``). The selector thread sweeps
   them a few times per timeout; it is the only one that closes idle connections.
@@ -151,6 +153,9 @@ class Server:
         )
         self._accepting = False
         self._accept_paused = False  # after EMFILE & co: until the next sweep
+        # A thread, and one request queued behind it: a freed thread starts on the next
+        # request at once, without a round trip through the selector thread.
+        self._capacity = 2 * config.threads
         self._claimed = 0  # requests in the pool + accepted connections not dispatched yet
         self._claim_lock = threading.Lock()
         self._fresh: set[int] = set()  # fds accepted and not dispatched yet
@@ -251,7 +256,7 @@ class Server:
 
     def _maybe_resume_accepting(self, now: float) -> None:
         if self._full_until is not None:
-            full = self._claimed >= self.config.threads
+            full = self._claimed >= self._capacity
             if full and now < self._full_until:
                 return
             self._full_until = None
@@ -271,7 +276,7 @@ class Server:
                     self._epoll.unregister(fd)
 
     def _accept(self, listener: socket.socket) -> None:
-        room = self.config.threads - self._claimed
+        room = self._capacity - self._claimed
         if room <= 0:
             if not self._full_retry:
                 self._leave_listeners()
@@ -299,7 +304,7 @@ class Server:
                 self._add_connection(listener, sock)
             except OSError:  # the client is already gone (reset before we looked)
                 sock.close()
-        if self._claimed >= self.config.threads:
+        if self._claimed >= self._capacity:
             self._leave_listeners()
 
     def _leave_listeners(self) -> None:

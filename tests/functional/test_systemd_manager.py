@@ -8,6 +8,7 @@ import json
 import os
 import re
 import signal
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -23,6 +24,7 @@ if not hasattr(cotyledon, "ServiceManager"):  # the core lands in parallel with 
     pytest.skip("cotyledon.ServiceManager is not there yet", allow_module_level=True)
 
 WATCHDOG_USEC = 400_000  # pings expected every 0.2 s
+HELLO = "examples.wsgi.hello:app"
 PING = WATCHDOG_USEC / 2_000_000
 
 
@@ -253,3 +255,32 @@ def test_workers_and_their_subprocesses_see_no_systemd_variables(
     # ... while the master kept NOTIFY_SOCKET and its watchdog (30 s: one ping at most).
     assert demo.pid1.snapshot()[0].pid == demo.pid
     assert os.environ.get("NOTIFY_SOCKET") != pid1.address  # the test's own env untouched
+
+
+@pytest.mark.timeout(90)
+def test_wsgi_reload_is_reloading_until_every_worker_was_replaced(
+    program: type[Program], pid1: FakeNotifySocket
+) -> None:
+    """cotyledon-wsgi replaces its workers one by one: RELOADING until the last one."""
+    prog = program(
+        [sys.executable, "-m", "cotyledon.wsgi", "-w", "3", "-b", "127.0.0.1:0", HELLO],
+        env=pid1.env(),
+    )
+    ready = pid1.wait_key("READY", "1")
+    assert ready.fields["STATUS"] == "3/3 workers running (wsgi 3/3)"
+    before = set(prog.descendants())
+    prog.signal(signal.SIGHUP)
+    reloading = pid1.wait_key("RELOADING", "1", start=ready.order + 1)
+    again = pid1.wait_key("READY", "1", start=reloading.order + 1)
+    assert again.fields["STATUS"] == "3/3 workers running (wsgi 3/3)"
+    between = pid1.snapshot()[reloading.order + 1 : again.order]
+    progress = [m.fields["STATUS"] for m in between if "STATUS" in m.fields]
+    assert progress
+    assert all(text.startswith("reloading: ") for text in progress), progress
+    # READY came once all three slots had a new worker (the old ones were told to stop).
+    log = prog.output()
+    assert log.count("replaced: pid") == 3
+    assert log.index("Every wsgi worker was replaced") < len(log)
+    wait_for(lambda: not set(prog.descendants()) & before, 30)
+    assert lifecycle(pid1.snapshot()) == ["READY", "RELOADING", "READY"]
+    assert {m.pid for m in pid1.snapshot()} == {prog.pid}

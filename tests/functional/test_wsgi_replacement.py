@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.functional.test_wsgi_status import status
 from tests.functional.wsgi_helpers import Load, RawClient
 from tests.support.processes import Program, wait_for
 
@@ -170,3 +171,25 @@ def test_a_replacement_that_cannot_start_keeps_the_old_workers_serving(
     (tmp_path / "broken").unlink()
     prog.signal(signal.SIGHUP)
     replaced(prog, old, 2)
+
+
+def test_sigterm_lets_every_in_flight_request_finish(program: type[Program]) -> None:
+    """Twelve slow requests being served when SIGTERM comes: all of them are answered."""
+    prog, address = start(
+        program, "-w", "2", "-t", "12", "--status-port", "0", "examples.wsgi.sleep_app:app"
+    )
+    status_port = int(prog.wait_line(r"Status page at http://127\.0\.0\.1:(\d+)/", 30).group(1))
+    workers(prog, 2)
+    clients = [RawClient(address) for _ in range(12)]
+    try:
+        for client in clients:
+            client.send(b"GET /?ms=2000 HTTP/1.1\r\nHost: t\r\n\r\n")
+        wait_for(lambda: status(status_port)["in_flight"] == 12, 10, "12 requests in flight")
+        prog.signal(signal.SIGTERM)
+        responses = [client.response() for client in clients]
+    finally:
+        for client in clients:
+            client.close()
+    assert [(r.status, r.body) for r in responses] == [(200, b"slept 2000 ms\n")] * 12
+    assert all(r.header("connection") == "close" for r in responses)
+    assert prog.wait(30) == 0
