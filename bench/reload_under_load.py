@@ -172,7 +172,8 @@ def run(servers: list[str], app: str, duration: int, reloads: int) -> str:
         loads = [float(r["load"]) for r in results]  # type: ignore[arg-type]
         notes.append(
             f"1-minute load average before the runs: {min(loads):.1f} to {max(loads):.1f} "
-            "(above ~2 means other programs shared the 2 cores)"
+            "(it counts the threads of the benchmark's own previous run; compare it with "
+            "a quiet run rather than with the core count)"
         )
     text.extend(f"\nNote: {n}" for n in notes)
     return "\n".join(text) + "\n"

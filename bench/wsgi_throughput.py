@@ -211,7 +211,8 @@ def run(servers: list[str], apps: list[str], duration: int, rounds: int) -> str:
     if loads:
         notes.append(
             f"1-minute load average before the runs: {min(loads):.1f} to {max(loads):.1f} "
-            "(above ~2 means other programs shared the 2 cores during the measure)"
+            "(it counts the threads of the benchmark's own previous run; compare it with "
+            "a quiet run rather than with the core count)"
         )
     stamp = time.strftime("%Y-%m-%d")
     json_path = results_dir() / f"wsgi-throughput-{stamp}.json"
