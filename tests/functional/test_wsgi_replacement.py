@@ -91,7 +91,7 @@ def test_max_age_recycles_a_worker(program: type[Program]) -> None:
     prog, address = start(program, "--max-age", "1", "examples.wsgi.sleep_app:app")
     (first,) = workers(prog, 1)
     replaced(prog, {first}, 1)
-    assert re.search(r"Replacing wsgi worker 0 \(pid \d+\) \(max_age: age 1\.\d+s", prog.output())
+    prog.wait_line(r"Replacing wsgi worker 0 \(pid \d+\) \(max_age: age 1\.\d+s", 10)
     with RawClient(address) as client:
         assert client.get("/?ms=0").status == 200
 
@@ -129,7 +129,7 @@ def test_max_memory_recycles_the_worker_that_allocates(
         for _ in range(10):
             assert client.get("/").status == 200
     replaced(prog, {first}, 1)
-    assert re.search(r"\(max_memory: memory \d+\.\d MiB > limit 64\.0 MiB\)", prog.output())
+    prog.wait_line(r"\(max_memory: memory \d+\.\d MiB > limit 64\.0 MiB\)", 10)
 
 
 BREAKS_ON_RELOAD = """
