@@ -96,9 +96,14 @@ def add(
     :raises ConfigError: a setting is invalid (a ``ValueError`` naming it).
     :raises ValueError: a bind cannot be parsed.
     :raises OSError: a listening socket cannot be opened.
-    :raises RuntimeError: the app cannot be imported (``AppLoadError``).
+    :raises RuntimeError: the app cannot be imported (``AppLoadError``), or ``manager``
+        is already running (call this before ``manager.run()``: the master must create
+        the workers' shared statistics and status page before its first fork).
     """
     from cotyledon.wsgi import _listeners  # noqa: PLC0415
+
+    if getattr(manager, "_state", "new") != "new":
+        raise RuntimeError("cotyledon.wsgi.add() must be called before the manager runs")
 
     changes = dict(options)
     if bind is not None:
@@ -120,7 +125,8 @@ def add(
     sockets = [listener.sock for listener in listeners]
     try:
         master = WSGIMaster(config, [listener.display for listener in listeners])
-    except OSError:
+        manager._attach_extension(master)  # status page and hung workers, in the master
+    except (OSError, RuntimeError):
         _listeners.close_listeners(listeners)
         raise
     # SIGHUP and recycling replace workers progressively: a new worker accepts before
@@ -135,7 +141,6 @@ def add(
     )
     master.service_id = service_id
     master.manager = manager
-    manager._attach_extension(master)  # status page and hung workers, in the master loop
     manager.register_hooks(on_terminate=lambda: _listeners.close_listeners(listeners))
     for listener in listeners:
         LOG.info(

@@ -337,3 +337,48 @@ def test_api_errors_surface_at_add(program: type[Program]) -> None:
     assert str(port) in refusals[1] or "in use" in refusals[1].lower()
     assert "not an address" in refusals[2]
     assert "workers: must be an int >= 1, not: 0" in refusals[3]
+
+
+ADD_AFTER_RUN = """
+import threading
+import cotyledon
+import cotyledon.wsgi
+
+
+class Idle(cotyledon.Service):
+    def __init__(self, worker_id):
+        super().__init__(worker_id)
+        self.stop = threading.Event()
+
+    def run(self):
+        print("idle running", flush=True)
+        self.stop.wait()
+
+    def terminate(self):
+        self.stop.set()
+
+
+manager = cotyledon.ServiceManager()
+manager.add(Idle)
+
+
+def too_late():
+    try:
+        cotyledon.wsgi.add(manager, "examples.wsgi.hello:app", bind="127.0.0.1:0")
+    except RuntimeError as exc:
+        print("refused:", exc, flush=True)
+
+
+manager.register_hooks(on_reload=too_late)
+manager.run()
+"""
+
+
+def test_api_add_after_run_is_refused_cleanly(program: type[Program]) -> None:
+    prog = program([sys.executable, "-c", ADD_AFTER_RUN])
+    prog.wait_line("idle running", 30)
+    prog.signal(signal.SIGHUP)
+    line = prog.wait_line(r"^refused: ", 30)
+    assert "must be called before the manager runs" in line.string
+    assert "Listening at" not in prog.output()
+    assert stop(prog) == 0

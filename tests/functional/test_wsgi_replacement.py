@@ -60,7 +60,8 @@ def test_sighup_under_load_replaces_every_worker_and_loses_no_request(
             count = load.served()
             wait_for(lambda: load.served() > count + 50, 30, "new serve")  # noqa: B023
     assert load.failures == []
-    assert {int(pid) for pid in load.pids} >= generation  # the last workers served
+    # The last workers served (keep-alive clients stick to a worker: not always both).
+    assert {int(pid) for pid in load.pids} & generation
     prog.wait_line(r"Every wsgi worker was replaced", 5)
     assert "aborted" not in prog.output()
     prog.signal(signal.SIGTERM)
