@@ -110,11 +110,11 @@ def test_status_page_listens_on_localhost_only_by_default(program: type[Program]
 
 
 def test_a_stopped_worker_is_detected_dumped_and_replaced(program: type[Program]) -> None:
-    prog, _, status_port = start(program, "-w", "2", "--timeout", "1", "examples.wsgi.hello:app")
+    prog, _, status_port = start(program, "-w", "2", "--timeout", "2", "examples.wsgi.hello:app")
     pids = ready_pids(status_port, 2)
     victim = min(pids)
     os.kill(victim, signal.SIGSTOP)
-    line = prog.wait_line(rf"Worker \d \(pid {victim}\) silent for [\d.]+s \(--timeout 1s\)", 20)
+    line = prog.wait_line(rf"Worker \d \(pid {victim}\) silent for [\d.]+s \(--timeout 2s\)", 20)
     assert line
     prog.wait_line(r"Current thread 0x[0-9a-f]+ \(most recent call first\)", 10)
     prog.wait_line(rf"Child {victim} killed by signal SIGKILL", 10)
