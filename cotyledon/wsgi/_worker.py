@@ -290,7 +290,7 @@ class Server:
                 self._set_accepting(False)
                 return
             try:
-                sock, _addr = listener.accept()
+                sock, addr = listener.accept()
             except (BlockingIOError, InterruptedError):
                 return
             except ConnectionAbortedError:
@@ -301,7 +301,7 @@ class Server:
                 self._set_accepting(False)
                 return
             try:
-                self._add_connection(listener, sock)
+                self._add_connection(listener, sock, addr)
             except OSError:  # the client is already gone (reset before we looked)
                 sock.close()
         if self._claimed >= self._capacity:
@@ -319,11 +319,11 @@ class Server:
         if delta < 0 and self._full_until is not None:
             self._wake()  # a thread is free: take the listeners back
 
-    def _add_connection(self, listener: socket.socket, sock: socket.socket) -> None:
+    def _add_connection(self, listener: socket.socket, sock: socket.socket, addr: Any) -> None:
         sock.setblocking(False)
         if sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            peer = sock.getpeername()
+            peer = addr
         else:
             peer = ""
         base = self._bases.get(listener.fileno())
