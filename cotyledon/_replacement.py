@@ -89,8 +89,9 @@ class Replacement:
     def finish(self, wid: WorkerId) -> tuple[int, str]:
         """The replacement of ``wid`` entered run(): returns (old pid to stop, reason)."""
         old_pid = self.outgoing.pop(wid)
-        reason = self.reasons.pop(wid, "") if wid not in self.queue else self.reasons[wid]
-        return old_pid, reason
+        if wid in self.queue:  # queued again (a new SIGHUP): it keeps its reason
+            return old_pid, self.reasons[wid]
+        return old_pid, self.reasons.pop(wid, "")
 
     def old_pid_exited(self, pid: int) -> WorkerId | None:
         """An outgoing process died on its own: forget it (its replacement goes on)."""

@@ -52,10 +52,6 @@ def _parse_binds(config: ServerConfig, environ: Mapping[str, str]) -> list[Any]:
     return list(_bind.default_binds(environ))
 
 
-def _bind_text(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
 def check_app(app: str | WSGIApp, config: ServerConfig | None = None) -> WSGIApp:
     """Import ``app`` (``module:app`` or ``module:factory()``) and return the callable.
 
@@ -150,6 +146,9 @@ def add(
             config.threads,
         )
     if master.health is not None:
-        host, port = master.health.address
-        LOG.info("Status page at http://%s/", _bind_text(host, port))
+        from cotyledon.wsgi import _bind  # noqa: PLC0415
+
+        LOG.info(
+            "Status page at http://%s/", _bind.format_bind(_bind.TCPBind(*master.health.address))
+        )
     return service_id

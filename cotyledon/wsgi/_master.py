@@ -129,6 +129,9 @@ class WSGIMaster:
         assigned_slot = None
         if not self._ours(service_id):
             return
+        failed = self._pending.pop(worker_id, None)
+        if failed is not None:  # the previous fork for this slot failed: no child has it
+            self.board.release(failed)
         index = self.board.claim(generation=self.generation)
         self._pending[worker_id] = index
         assigned_slot = index

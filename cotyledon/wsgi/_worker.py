@@ -160,8 +160,8 @@ class Server:
         self._claim_lock = threading.Lock()
         self._fresh: set[int] = set()  # fds accepted and not dispatched yet
         self._fresh_before: set[int] = set()  # ... already at the previous turn
-        self._full_until: float | None = None  # every thread claimed: listeners left alone
-        self._full_retry = False  # FULL_RETRY passed while full: accept one
+        self._full_until: float | None = None  # no room: listeners left to the others
+        self._full_retry = False  # FULL_RETRY passed with no room: accept a thread's worth
         shortest = min(config.keepalive_timeout, config.header_timeout)
         self._sweep_every = min(max(shortest / 4, 0.02), 1.0)
 
@@ -308,7 +308,7 @@ class Server:
             self._leave_listeners()
 
     def _leave_listeners(self) -> None:
-        """Every thread is claimed: let the other workers take new connections."""
+        """No room left: let the other workers take new connections."""
         if not self._stopping.is_set():
             self._full_until = self.clock() + FULL_RETRY
             self._set_accepting(False)

@@ -121,3 +121,11 @@ def test_sigttin_and_sigttou_resize_within_bounds(caplog: pytest.LogCaptureFixtu
     master.on_signal(signal.SIGTTOU)
     assert calls == [2, 1]
     assert "Staying at 1 workers" in caplog.text
+
+
+def test_a_failed_fork_gives_its_slot_back() -> None:
+    master, _, _ = make(workers=1)
+    for _ in range(100):  # fork fails: before_fork, then no on_spawned
+        master.before_fork(SID, WorkerId(0))
+    fork(master, 0, 100)
+    assert [s.pid for s in master.board.read_all()] == [100]
