@@ -122,6 +122,16 @@ def test_give_up_arguments_are_checked(manager: cotyledon.ServiceManager) -> Non
         manager.add(Svc, max_restarts=1, restart_period=-5)
 
 
+def test_replacement_arguments_are_checked(manager: cotyledon.ServiceManager) -> None:
+    with pytest.raises(ValueError, match="reload must be one of signal, replace, not: 'hup'"):
+        manager.add(Svc, reload="hup")
+    with pytest.raises(ValueError, match="max_surge must be an int >= 1, not: 0"):
+        manager.add(Svc, reload="replace", max_surge=0)
+    with pytest.raises(ValueError, match="start_timeout must be > 0"):
+        manager.add(Svc, reload="replace", start_timeout=0)
+    assert not manager._services  # nothing was added
+
+
 def test_shutdown_before_run_does_not_kill_the_process(
     manager: cotyledon.ServiceManager, caplog: pytest.LogCaptureFixture
 ) -> None:
