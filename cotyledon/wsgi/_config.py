@@ -456,6 +456,31 @@ class ServerConfig:
             "SECONDS",
         ),
     )
+    body_timeout: float = _opt(
+        300.0,
+        Cli(
+            ("--body-timeout",),
+            "Seconds a client has to send a whole request body, counted from the end of "
+            "its head (cut off with 408); 0: no total limit.",
+            HTTP,
+            _parse_seconds,
+            _at_least(0),
+            "SECONDS",
+        ),
+    )
+    body_min_rate: float = _opt(
+        1024.0,
+        Cli(
+            ("--body-min-rate",),
+            "Slowest average rate, in bytes per second, of a request body once the first "
+            "--header-timeout seconds have passed (slower clients are cut off with 408); "
+            "0: no minimum.",
+            HTTP,
+            _parse_seconds,
+            _at_least(0),
+            "BYTES",
+        ),
+    )
     max_request_line: int = _opt(
         8190,
         Cli(

@@ -8,6 +8,14 @@ Pipelined requests already buffered are answered in order in the same call. It n
 for a request head: an incomplete head goes back to the selector, which owns the head
 deadline, so a slow client never holds a thread.
 
+Nor does it wait for the first :data:`PREREAD_LIMIT` bytes of a request body: the request
+is kept on the connection (:attr:`Connection.pending`) and the connection goes back to the
+selector until its body is complete or that many bytes are buffered, then the app is
+called. A client dripping its body costs a connection slot, not a thread; the selector
+answers ``408`` when the body's deadline (``_body_deadline``) passes. A larger body is
+streamed to the app, each read bounded by the same deadline. Requests that expect
+``100 Continue`` go to the app at once: it decides whether it wants the body.
+
 Must not: accept, select, or decide when idle connections expire (that is ``_worker``).
 """
 
@@ -24,9 +32,10 @@ from collections.abc import Callable
 from email.utils import formatdate
 from typing import Any
 
+from cotyledon.wsgi._body_deadline import BodyDeadline
 from cotyledon.wsgi._environ import EnvironBuilder
-from cotyledon.wsgi._http_events import NEED_DATA, HTTPError, Request
-from cotyledon.wsgi._wsgi_input import BodyError, ClientDisconnected, InputStream
+from cotyledon.wsgi._http_events import NEED_DATA, Data, EndOfMessage, HTTPError, Request
+from cotyledon.wsgi._wsgi_input import BodyError, BodyTimeout, ClientDisconnected, InputStream
 from cotyledon.wsgi._wsgi_response import (
     FileWrapper,
     ResponseError,
@@ -37,6 +46,7 @@ from cotyledon.wsgi._wsgi_response import (
 
 LOG = logging.getLogger("cotyledon.wsgi.connection")
 RECV_SIZE = 65536
+PREREAD_LIMIT = 65536  # body bytes buffered by the selector before the app is called
 JOIN_LIMIT = 262144  # bodies up to this size are joined with the head into one send
 SEND_TIMEOUT = 30.0  # seconds without any progress before a slow reader is dropped
 DRAIN_SECONDS = 2.0  # reading what a client still sends after an error response...
@@ -69,14 +79,20 @@ class Connection:
 
     __slots__ = (
         "base",
+        "body",
+        "body_deadline",
+        "body_done",
         "deadline",
         "drain",
         "fd",
         "head_started",
         "idle",
         "peer",
+        "pending",
         "protocol",
         "sock",
+        "started",
+        "waiting_since",
     )
 
     def __init__(self, sock: socket.socket, protocol: Any, base: dict[str, Any]) -> None:
@@ -89,6 +105,18 @@ class Connection:
         self.deadline = 0.0
         self.head_started = False  # bytes of a new request head were received
         self.drain = False  # read what the client still sends before closing (errors)
+        self.waiting_since = 0.0  # when it last became idle (the oldest go first)
+        # A request whose head was read and whose body is being buffered (see above).
+        self.pending: Request | None = None
+        self.body = bytearray()
+        self.body_done = False
+        self.body_deadline: BodyDeadline | None = None
+        self.started = 0.0  # wall clock time the pending request's head was read
+
+    @property
+    def silent(self) -> bool:
+        """Idle between requests: nothing of a next request received (cheapest to close)."""
+        return self.idle and not self.head_started and self.pending is None
 
     # -- raw I/O on the non-blocking socket ---------------------------------------------
 
@@ -101,14 +129,14 @@ class Connection:
         except (ConnectionError, TimeoutError):
             return b""
 
-    def recv(self, timeout: float) -> bytes:
-        """Wait up to ``timeout`` seconds for bytes; raise ClientDisconnected on timeout."""
+    def recv(self, timeout: float) -> bytes | None:
+        """Wait up to ``timeout`` seconds for bytes (b"" on EOF); None when none came."""
         data = self.recv_nowait()
         if data is None:
             if not _wait(self.fd, select.POLLIN, timeout):
-                raise ClientDisconnected("timed out reading from the client")
+                return None
             data = self.recv_nowait()
-        return data or b""
+        return data
 
     def send(self, data: bytes | memoryview) -> None:
         """Send everything; a client that takes nothing for SEND_TIMEOUT is dropped."""
@@ -180,6 +208,9 @@ class RequestHandler:
     :param on_request_done: called once per request with (connection, environ, status,
         bytes sent, start time) - the worker's access log and counters.
     :param on_request_start: called when a request's head has been read (counters).
+    :param body_timeout: the longest wait for each piece of a request body (seconds).
+    :param body_total: seconds for a whole body after its head (0: no limit).
+    :param body_min_rate: slowest average body rate in bytes per second (0: no minimum).
     """
 
     def __init__(
@@ -193,10 +224,16 @@ class RequestHandler:
         on_request_done: Callable[[Connection, dict[str, Any], int, int, float], None]
         | None = None,
         on_request_start: Callable[[], None] | None = None,
+        body_total: float = 0.0,
+        body_min_rate: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.app = app
         self.builder = builder
         self.body_timeout = body_timeout
+        self.body_total = body_total
+        self.body_min_rate = body_min_rate
+        self.clock = clock
         self.keepalive = keepalive
         self.stopping = stopping
         self.on_request_done = on_request_done
@@ -208,26 +245,107 @@ class RequestHandler:
         data = conn.recv_nowait()
         if data is None:
             return True
-        protocol = conn.protocol
         try:
-            protocol.receive_data(data)
-            while True:
+            conn.protocol.receive_data(data)
+            if conn.pending is not None and conn.body_deadline is not None:
+                conn.body_deadline.add(len(data), self.clock())
+            return self._serve_received(conn, got_data=bool(data))
+        except HTTPError as exc:
+            if conn.pending is not None:
+                self.fail_pending(conn, exc, blocking=True)
+            else:
+                self._reject(conn, exc)
+        except ClientDisconnected:
+            pass
+        return False
+
+    def _serve_received(self, conn: Connection, *, got_data: bool) -> bool:
+        """Answer every request the received bytes complete; True to wait for more."""
+        protocol = conn.protocol
+        while True:
+            request = conn.pending
+            if request is None:
                 event = protocol.next_event()
                 if event is NEED_DATA:
-                    conn.head_started = conn.head_started or bool(data)
+                    conn.head_started = conn.head_started or got_data
                     return True
                 if type(event) is not Request:
                     return False  # ConnectionClosed (or a state we cannot continue from)
                 conn.head_started = False
-                if not self.respond(conn, event):
-                    return False
-                protocol.start_next_cycle()
-                data = b""
-        except HTTPError as exc:
-            self._reject(conn, exc)
-        except ClientDisconnected:
+                request = self._start_body(conn, event)
+            if not self._preread(conn, request):
+                return True  # back to the selector until more of the body comes
+            conn.pending = None
+            if conn.body_deadline is not None:
+                conn.body_deadline.pause(self.clock())  # the app's time from now
+            if not self.respond(conn, request):
+                return False
+            protocol.start_next_cycle()
+            got_data = False
+
+    def _start_body(self, conn: Connection, request: Request) -> Request:
+        """A head was read: its body's deadline starts now."""
+        conn.pending = request
+        conn.started = time.time()
+        conn.body.clear()
+        conn.body_done = False
+        conn.body_deadline = BodyDeadline(
+            self.clock(),
+            idle=self.body_timeout,
+            total=self.body_total,
+            min_rate=self.body_min_rate,
+        )
+        return request
+
+    def _preread(self, conn: Connection, request: Request) -> bool:
+        """Buffer the body already received; True when the app can be called now.
+
+        Raises HTTPError for a malformed body (the protocol's status: 400, 413).
+        """
+        if request.expect_continue:
+            return True  # the app decides whether it wants the body (100 Continue)
+        protocol = conn.protocol
+        while not conn.body_done and len(conn.body) < PREREAD_LIMIT:
+            event = protocol.next_event()
+            if type(event) is Data:
+                conn.body += event.data
+            elif type(event) is EndOfMessage:
+                conn.body_done = True
+            else:  # NEED_DATA; PAUSED cannot come before the response
+                return event is not NEED_DATA
+        return True
+
+    def fail_pending(self, conn: Connection, error: HTTPError, *, blocking: bool) -> None:
+        """Answer the pending request (body refused or too slow) with ``error``'s status,
+        counted and logged like any request; the connection must then be closed.
+
+        ``blocking=False`` (the selector thread) sends what the socket takes at once.
+        """
+        request = conn.pending
+        assert request is not None
+        conn.pending = None
+        LOG.debug("Request body from %s: %r", conn.peer, error)
+        if self.on_request_start is not None:
+            self.on_request_start()
+        payload = conn.protocol.error_response(error, self._extra_headers())
+        sent = 0
+        try:
+            if blocking:
+                conn.drain = True
+                conn.send(payload)
+                sent = len(payload)
+            else:
+                sent = conn.sock.send(payload)
+        except OSError:
             pass
-        return False
+        if self.on_request_done is not None:
+            body = InputStream(conn, False, 0.0, done=True)
+            environ = self.builder.build(conn.base, request, body)
+            self.on_request_done(conn, environ, error.status_hint, sent, conn.started)
+
+    def expire(self, conn: Connection) -> None:
+        """The selector found ``conn``'s pending body expired: answer 408 (non-blocking)."""
+        self.fail_pending(conn, BodyTimeout().error, blocking=False)
 
     def _reject(self, conn: Connection, exc: HTTPError) -> None:
         LOG.debug("Bad request from %s: %r", conn.peer, exc)
@@ -240,11 +358,22 @@ class RequestHandler:
 
     def respond(self, conn: Connection, request: Request) -> bool:
         """Run the app for ``request``; True when the connection may serve another one."""
-        start = time.time()
+        start = conn.started or time.time()
         if self.on_request_start is not None:
             self.on_request_start()
         protocol = conn.protocol
-        body = InputStream(conn, request.expect_continue, self.body_timeout)
+        deadline = conn.body_deadline or self.body_timeout
+        body = InputStream(
+            conn,
+            request.expect_continue,
+            deadline,
+            buffered=conn.body,
+            done=conn.body_done,
+            clock=self.clock,
+        )
+        conn.body.clear()
+        conn.body_deadline = None
+        conn.started = 0.0
         environ = self.builder.build(conn.base, request, body)
         head_only = request.method == b"HEAD"
         writer = _ResponseWriter(self, conn, body, head_only)

@@ -137,6 +137,9 @@ class Server:
             app,
             self._builder,
             body_timeout=config.header_timeout,
+            body_total=config.body_timeout,
+            body_min_rate=config.body_min_rate,
+            clock=clock,
             keepalive=config.keepalive,
             stopping=self._stopping.is_set,
             on_request_done=on_request_done,
@@ -380,8 +383,11 @@ class Server:
         if not keep:
             self._forget(conn)
             return
-        if not conn.head_started:
+        if conn.body_deadline is not None and conn.pending is not None:
+            conn.deadline = conn.body_deadline.expires_at()  # a body being buffered
+        elif not conn.head_started:
             conn.deadline = self.clock() + self.config.keepalive_timeout
+            conn.waiting_since = self.clock()
         elif not was_started:
             conn.deadline = self.clock() + self.config.header_timeout
         if self._stopping.is_set():
@@ -417,7 +423,9 @@ class Server:
         for conn in list(self._conns.values()):
             if not conn.idle or (expired_only and conn.deadline > now):
                 continue
-            if conn.head_started:  # part of a head came, too slowly
+            if conn.pending is not None:  # its body came too slowly: 408, counted
+                self.handler.expire(conn)
+            elif conn.head_started:  # part of a head came, too slowly
                 with contextlib.suppress(OSError):
                     conn.sock.send(TIMED_OUT)
             conn.drain = False  # never block the selector thread

@@ -6,13 +6,21 @@ client asked for it, and say whether the body was read to its end (so the connec
 knows if it can be reused). It never reads past the body, so a pipelined request that
 follows stays in the protocol's buffer.
 
+Bytes buffered before the app was called (the worker's selector reads small bodies first,
+see ``_connection``) are served first. Every wait for more bytes is bounded by the body's
+:class:`~cotyledon.wsgi._body_deadline.BodyDeadline` (idle, total and minimum rate): an
+expired body raises :class:`BodyTimeout`, which the connection answers with ``408``.
+
 Must not: decide keep-alive or write responses (``_connection`` does).
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from cotyledon.wsgi._body_deadline import BodyDeadline
 from cotyledon.wsgi._http_events import NEED_DATA, ConnectionClosed, Data, EndOfMessage, HTTPError
 
 if TYPE_CHECKING:
@@ -31,25 +39,51 @@ class BodyError(OSError):
         self.error = error
 
 
+class BodyTimeout(BodyError):
+    """The request body did not arrive in time (idle, total or minimum rate): ``408``."""
+
+    def __init__(self) -> None:
+        super().__init__(HTTPError("Request Timeout", 408))
+
+
 class InputStream:
     """``wsgi.input``: the request body, read from the protocol on demand.
 
     ``100 Continue`` is sent before the first read when the client asked for it. Reads never
     go past the body's end, so pipelined requests are safe.
+
+    :param deadline: the body's deadline, or a number of seconds to wait for each read.
+    :param buffered: body bytes already read (de-framed) before the app was called.
+    :param done: True when ``buffered`` is the whole body.
     """
 
-    def __init__(self, conn: Connection, expect_continue: bool, timeout: float) -> None:
+    def __init__(
+        self,
+        conn: Connection,
+        expect_continue: bool,
+        deadline: BodyDeadline | float,
+        *,
+        buffered: bytes | bytearray = b"",
+        done: bool = False,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._conn = conn
         self._continue = expect_continue
-        self._timeout = timeout
-        self._buffer = bytearray()
-        self.done = False
+        if not isinstance(deadline, BodyDeadline):
+            deadline = BodyDeadline(clock(), idle=deadline)
+            deadline.pause(clock())
+        self._deadline = deadline
+        self._clock = clock
+        self._buffer = bytearray(buffered)
+        self.done = done
         self.error: HTTPError | None = None
 
     def _pull(self, wait: bool) -> bool:
         """Move the next body event into the buffer; False when nothing more comes now."""
         if self.done:
             return False
+        if self.error is not None:  # timed out (or refused) already: no reading past that
+            raise BodyError(self.error)
         protocol = self._conn.protocol
         while True:
             try:
@@ -73,7 +107,21 @@ class InputStream:
             if self._continue:
                 self._continue = False
                 self._conn.send(protocol.send_continue())
-            protocol.receive_data(self._conn.recv(self._timeout))
+            protocol.receive_data(self._receive())
+
+    def _receive(self) -> bytes:
+        """The next bytes from the client, within the body's deadline."""
+        deadline = self._deadline
+        deadline.resume(self._clock())
+        data = self._conn.recv(deadline.remaining(self._clock()))
+        now = self._clock()
+        if data is None:
+            timeout = BodyTimeout()
+            self.error = timeout.error
+            raise timeout
+        deadline.add(len(data), now)
+        deadline.pause(now)  # the app works on it: not the client's time
+        return data
 
     def finished_nowait(self) -> bool:
         """True when the whole body has been received (consuming only buffered bytes)."""

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from cotyledon.wsgi._connection import PREREAD_LIMIT
 from tests.functional.wsgi_helpers import RawClient, serving, wait_until
 
 pytestmark = pytest.mark.timeout(60)
@@ -113,12 +114,24 @@ def test_no_100_continue_when_the_app_does_not_read() -> None:
 
 
 def test_unread_body_closes_the_connection() -> None:
+    # Past PREREAD_LIMIT the app is called with the body still arriving; it reads none.
+    part = b"x" * (PREREAD_LIMIT + 10)
     with serving(echo_app) as (_, port), RawClient(("127.0.0.1", port)) as client:
-        client.send(b"POST /ignore HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\npartial")
+        client.send(b"POST /ignore HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n\r\n" + part)
         resp = client.response()
         assert resp.status == 200
         assert resp.header("connection") == "close"
         assert client.wait_closed()
+
+
+def test_small_body_is_buffered_before_the_app_and_keeps_the_connection() -> None:
+    with serving(echo_app) as (_, port), RawClient(("127.0.0.1", port)) as client:
+        client.send(b"POST /ignore HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\npart")
+        client.send(b"ial...")  # the app is called only once the body is all there
+        resp = client.response()
+        assert resp.status == 200
+        assert resp.header("connection") is None  # read by the server: no need to close
+        assert client.get("/again").status == 200
 
 
 def test_head_has_length_and_no_body() -> None:
