@@ -90,6 +90,7 @@ class Connection:
         "peer",
         "pending",
         "protocol",
+        "served",
         "sock",
         "started",
         "waiting_since",
@@ -106,6 +107,7 @@ class Connection:
         self.head_started = False  # bytes of a new request head were received
         self.drain = False  # read what the client still sends before closing (errors)
         self.waiting_since = 0.0  # when it last became idle (the oldest go first)
+        self.served = False  # a response was completed on it (a keep-alive client)
         # A request whose head was read and whose body is being buffered (see above).
         self.pending: Request | None = None
         self.body = bytearray()

@@ -8,20 +8,30 @@ Design (one worker process):
   threads never read one socket and no hand-back queue is needed).
 * A readable connection is handed to a bounded futurist thread pool. When the pool's queue
   is full the selector thread answers ``503`` with ``Connection: close`` at once.
-* Fair sharing between workers: a worker accepts only while it has room: one request
-  per thread running and one queued behind each (a freed thread starts on the next
-  request at once, without a round trip through this thread). Room is claimed by a
-  request in the pool and, for one turn of the loop, by a connection just accepted (an
-  idle keep-alive connection claims nothing). A worker with no room takes its
-  listeners out of the epoll set, so the kernel hands new connections to a worker that
-  has room (``EPOLLEXCLUSIVE`` wakes only registered waiters). It takes them back as
-  soon as a request ends, and after ``FULL_RETRY`` seconds anyway: then, still full, it
-  accepts as many connections as it has threads (queued, or a fast ``503`` past
-  ``--max-queue``), so that under real overload clients get an answer instead of
-  waiting in the backlog.
-* Idle connections carry a deadline: the keep-alive timeout, or the head deadline once the
-  first bytes of a request arrived (slow heads get ``408``). The selector thread sweeps
-  them a few times per timeout; it is the only one that closes idle connections.
+* Fair sharing between workers: a worker accepts only while it has a free thread. Room
+  is claimed by a request in the pool (running or queued) and, for one turn of the
+  loop, by a connection just accepted (an idle keep-alive connection claims nothing).
+  A worker with no room takes its listeners out of the epoll set, so the kernel hands
+  new connections to a worker that has room (``EPOLLEXCLUSIVE`` wakes only registered
+  waiters). It takes them back as soon as a request ends. After ``FULL_RETRY`` seconds
+  still full, it looks at its siblings' rows of the scoreboard: while one of them has a
+  free thread it stays out (an accepted connection cannot be handed to another process,
+  so the way not to make it wait behind busy threads is not to accept it); when every
+  worker is full it accepts as many connections as it has threads (queued, or a fast
+  ``503`` past ``--max-queue``), so that under real overload clients get an answer
+  instead of waiting in the backlog.
+* Idle connections carry a deadline: the keep-alive timeout, the head deadline once the
+  first bytes of a request arrived (slow heads get ``408``), or the body deadline of a
+  request whose small body is still being buffered (``_connection``: a drip costs a
+  slot, not a thread; ``408`` too). The selector thread sweeps them a few times per
+  timeout; it is the only one that closes idle connections.
+* Connection slots under pressure: past half of ``--max-connections`` a new connection
+  has ``PRESSURE_FIRST_BYTE`` seconds (not ``--header-timeout``) to send its first byte,
+  and at the limit the worker closes the connections that waited longest (those that
+  never completed a request first, then idle keep-alive ones), a batch at a time, to
+  accept new ones, rather than leaving new clients in the backlog behind silent or
+  slow connections. Only when every connection is busy in a request does it stop
+  accepting.
 * ``terminate()`` stops accepting, lets in-flight requests finish (their responses say
   ``Connection: close``) within the graceful timeout, then returns. An idle keep-alive
   connection is not cut at once: a client may be sending its next request right now, and
@@ -37,6 +47,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import heapq
 import logging
 import os
 import select
@@ -66,6 +77,8 @@ from cotyledon.wsgi._wsgi_response import FileWrapper
 LOG = logging.getLogger("cotyledon.wsgi.worker")
 ACCEPT_BATCH = 16
 FULL_RETRY = 0.02  # seconds a full worker leaves the listeners to the others
+PRESSURE_FIRST_BYTE = 1.0  # seconds to send a first byte when slots run low
+EVICT_FRACTION = 16  # at the connection limit, close 1/16th of the slots at once
 DRAIN_LINGER = 1.0  # seconds an idle keep-alive connection may still send, once stopping
 READABLE = select.EPOLLIN | select.EPOLLRDHUP
 OVERLOADED = (
@@ -114,9 +127,11 @@ class Server:
         on_request_done: Callable[..., None] | None = None,
         on_request_start: Callable[[], None] | None = None,
         heartbeat: Callable[[], None] | None = None,
+        sibling_has_room: Callable[[], bool] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
+        self._sibling_has_room = sibling_has_room
         self._heartbeat = heartbeat
         # The master calls a worker hung after --timeout without a heartbeat: beat at least
         # four times per timeout, even with no connection at all.
@@ -156,9 +171,9 @@ class Server:
         )
         self._accepting = False
         self._accept_paused = False  # after EMFILE & co: until the next sweep
-        # A thread, and one request queued behind it: a freed thread starts on the next
-        # request at once, without a round trip through the selector thread.
-        self._capacity = 2 * config.threads
+        # Free threads only: a connection queued behind busy threads waits for as long as
+        # the longest request in them, while another worker may have a free thread.
+        self._capacity = config.threads
         self._claimed = 0  # requests in the pool + accepted connections not dispatched yet
         self._claim_lock = threading.Lock()
         self._fresh: set[int] = set()  # fds accepted and not dispatched yet
@@ -262,10 +277,16 @@ class Server:
             full = self._claimed >= self._capacity
             if full and now < self._full_until:
                 return
+            if full and self._sibling_has_room is not None and self._sibling_has_room():
+                self._full_until = now + FULL_RETRY  # stay out: they get the connections
+                return
             self._full_until = None
             self._full_retry = full
         if not self._accept_paused:
-            self._set_accepting(len(self._conns) < self.config.max_connections)
+            self._set_accepting(len(self._conns) < self.config.max_connections or self._any_idle())
+
+    def _any_idle(self) -> bool:
+        return any(conn.idle for conn in self._conns.values())
 
     def _set_accepting(self, accepting: bool) -> None:
         if accepting == self._accepting:
@@ -289,8 +310,8 @@ class Server:
             room = self.config.threads
         self._full_retry = False
         for _ in range(min(ACCEPT_BATCH, room)):
-            if len(self._conns) >= self.config.max_connections:
-                self._set_accepting(False)
+            if len(self._conns) >= self.config.max_connections and not self._any_idle():
+                self._set_accepting(False)  # every connection is busy in a request
                 return
             try:
                 sock, addr = listener.accept()
@@ -307,8 +328,20 @@ class Server:
                 self._add_connection(listener, sock, addr)
             except OSError:  # the client is already gone (reset before we looked)
                 sock.close()
+            if len(self._conns) > self.config.max_connections:
+                self._evict()
         if self._claimed >= self._capacity:
             self._leave_listeners()
+
+    def _evict(self) -> None:
+        """Past the connection limit: close the idle connections that waited longest (those
+        that never completed a request first)."""
+        idle = [conn for conn in self._conns.values() if conn.idle and conn.fd not in self._fresh]
+        count = max(1, self.config.max_connections // EVICT_FRACTION)
+        oldest = heapq.nsmallest(count, idle, key=lambda c: (c.served, c.waiting_since))
+        LOG.debug("Connection limit: closing %d idle connections", len(oldest))
+        for conn in oldest:
+            self._expire(conn)
 
     def _leave_listeners(self) -> None:
         """No room left: let the other workers take new connections."""
@@ -338,7 +371,11 @@ class Server:
             conn_base["REMOTE_ADDR"], conn_base["REMOTE_PORT"] = str(peer[0]), str(peer[1])
         conn_base["cotyledon.trusted_peer"] = self._builder.trust.trusts(peer or None)
         conn = Connection(sock, self._new_protocol(), conn_base)
-        conn.deadline = self.clock() + self.config.header_timeout
+        now = self.clock()
+        conn.waiting_since = now
+        conn.deadline = now + self.config.header_timeout
+        if 2 * len(self._conns) >= self.config.max_connections:  # slots run low
+            conn.deadline = now + min(PRESSURE_FIRST_BYTE, self.config.header_timeout)
         self._conns[conn.fd] = conn
         self._fresh.add(conn.fd)
         self._claim(1)
@@ -388,6 +425,7 @@ class Server:
         elif not conn.head_started:
             conn.deadline = self.clock() + self.config.keepalive_timeout
             conn.waiting_since = self.clock()
+            conn.served = True
         elif not was_started:
             conn.deadline = self.clock() + self.config.header_timeout
         if self._stopping.is_set():
@@ -423,13 +461,17 @@ class Server:
         for conn in list(self._conns.values()):
             if not conn.idle or (expired_only and conn.deadline > now):
                 continue
-            if conn.pending is not None:  # its body came too slowly: 408, counted
-                self.handler.expire(conn)
-            elif conn.head_started:  # part of a head came, too slowly
-                with contextlib.suppress(OSError):
-                    conn.sock.send(TIMED_OUT)
-            conn.drain = False  # never block the selector thread
-            self._forget(conn)
+            self._expire(conn)
+
+    def _expire(self, conn: Connection) -> None:
+        """Close an idle ``conn``: 408 when a request had begun (selector thread)."""
+        if conn.pending is not None:  # its body came too slowly: 408, counted
+            self.handler.expire(conn)
+        elif conn.head_started:  # part of a head came, too slowly
+            with contextlib.suppress(OSError):
+                conn.sock.send(TIMED_OUT)
+        conn.drain = False  # never block the selector thread
+        self._forget(conn)
 
     def _close_all(self) -> None:
         for conn in list(self._conns.values()):
@@ -496,6 +538,7 @@ class WSGIService(cotyledon.Service):
             on_request_done=self._request_done if counted else None,
             on_request_start=self.slot.request_started if self.slot is not None else None,
             heartbeat=self.slot.heartbeat if self.slot is not None else None,
+            sibling_has_room=_sibling_has_room(scoreboard, config) if self.slot else None,
         )
 
     def _on_sigusr1(self, signum: int, frame: object) -> None:
@@ -561,6 +604,30 @@ def _slot_writer(scoreboard: Scoreboard | None) -> SlotWriter | None:
     if scoreboard is None or _master.assigned_slot is None:
         return None
     return scoreboard.writer(_master.assigned_slot)
+
+
+def _sibling_has_room(board: Scoreboard | None, config: ServerConfig) -> Callable[[], bool]:
+    """Does another live worker of the scoreboard have a free thread (its heartbeat fresh,
+    when hung workers are watched)?"""
+    from cotyledon.wsgi import _master  # noqa: PLC0415
+
+    assert board is not None
+    own = _master.assigned_slot
+    stale_after = config.timeout / 2 if config.timeout else None
+
+    def check() -> bool:
+        now = time.monotonic()
+        for index in range(board.capacity):
+            if index == own:
+                continue
+            stats = board.read(index)
+            if stats.status is not SlotStatus.READY or stats.in_flight >= config.threads:
+                continue
+            if stale_after is None or now - stats.last_heartbeat < stale_after:
+                return True
+        return False
+
+    return check
 
 
 def _make_reloader(config: ServerConfig) -> Any:

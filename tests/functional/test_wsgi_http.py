@@ -408,23 +408,52 @@ def test_system_exit_in_the_app_only_closes_that_connection(
     assert "Unexpected error" in caplog.text
 
 
-def test_max_connections_leaves_new_clients_in_the_backlog() -> None:
+def test_max_connections_leaves_new_clients_in_the_backlog_while_all_are_busy() -> None:
+    release = threading.Event()
+    entered = threading.Event()
+
+    def blocking_app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        entered.set()
+        release.wait(30)
+        start_response("200 OK", [("Content-Length", "2")])
+        return [b"ok"]
+
     with (
-        serving(echo_app, max_connections=1) as (server, port),
+        serving(blocking_app, max_connections=1) as (server, port),
         RawClient(("127.0.0.1", port)) as first,
-        RawClient(("127.0.0.1", port)) as second,
     ):
-        assert first.get("/one").status == 200
-        second.send(b"GET /two HTTP/1.1\r\nHost: t\r\n\r\n")
-        # Not accepted while the first connection is open (a slow server could only
-        # make this pass by accident, never fail).
-        second.sock.settimeout(0.3)
-        with pytest.raises(TimeoutError):
-            second.sock.recv(1)
-        second.sock.settimeout(20)
-        assert server.connections == 1
-        first.close()
-        assert second.response().body.split()[1] == b"/two"
+        try:
+            first.send(b"GET /one HTTP/1.1\r\nHost: t\r\n\r\n")
+            assert entered.wait(20)
+            with RawClient(("127.0.0.1", port)) as second:
+                second.send(b"GET /two HTTP/1.1\r\nHost: t\r\n\r\n")
+                # Not accepted while the only connection is busy (a slow server could
+                # only make this pass by accident, never fail).
+                second.sock.settimeout(0.3)
+                with pytest.raises(TimeoutError):
+                    second.sock.recv(1)
+                second.sock.settimeout(20)
+                assert server.connections == 1
+                release.set()
+                assert first.response().status == 200
+                assert second.response().status == 200
+        finally:
+            release.set()
+
+
+def test_at_max_connections_the_oldest_idle_connection_makes_room() -> None:
+    with (
+        serving(echo_app, max_connections=2) as (server, port),
+        RawClient(("127.0.0.1", port)) as served,
+        RawClient(("127.0.0.1", port)) as silent,
+    ):
+        assert served.get("/one").status == 200  # idle keep-alive, then a silent one
+        wait_until(lambda: server.connections == 2)
+        with RawClient(("127.0.0.1", port)) as third:
+            assert third.get("/three").status == 200
+            assert silent.wait_closed()  # never sent a byte: the first to go
+            assert not silent.buffer
+            assert served.get("/again").status == 200
 
 
 def test_header_refused_by_the_protocol_becomes_a_500(caplog: pytest.LogCaptureFixture) -> None:
