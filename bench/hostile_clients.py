@@ -132,7 +132,7 @@ class Drip(Attack):
 
     def run(self) -> None:
         head = b"POST /upload HTTP/1.1\r\nHost: b\r\nContent-Length: 100000\r\n\r\nx"
-        for _ in range(WORKERS * THREADS):
+        for _ in range(2 * WORKERS * THREADS):  # 16, as in the attack run
             sock = self.connect()
             if sock is not None:
                 with contextlib.suppress(OSError):
