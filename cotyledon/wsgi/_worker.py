@@ -37,7 +37,8 @@ Design (one worker process):
   connection is not cut at once: a client may be sending its next request right now, and
   that request would be lost. It gets ``DRAIN_LINGER`` seconds to send one more request
   (answered with ``Connection: close``), so a busy client moves to another worker with no
-  failed request; a quiet one is closed after that.
+  failed request; a quiet one is closed after that. A request whose body is still being
+  buffered is in flight: it keeps its body deadline (within the graceful timeout).
 
 Must not: parse HTTP or call the app (``_connection``), or open listening sockets (the
 master does, ``_listeners``).
@@ -261,7 +262,8 @@ class Server:
         """Stopping: every idle connection closes within DRAIN_LINGER (see the docstring)."""
         last_call = self.clock() + DRAIN_LINGER
         for conn in self._conns.values():
-            conn.deadline = min(conn.deadline, last_call)
+            if conn.pending is None:  # a request reading its body is in flight
+                conn.deadline = min(conn.deadline, last_call)
         self._sweep_every = min(self._sweep_every, DRAIN_LINGER / 4)
 
     def _expire_fresh_claims(self) -> None:
@@ -428,7 +430,7 @@ class Server:
             conn.served = True
         elif not was_started:
             conn.deadline = self.clock() + self.config.header_timeout
-        if self._stopping.is_set():
+        if self._stopping.is_set() and conn.pending is None:
             # The response promised keep-alive before the stop: the client may be sending
             # its next request already. It lingers like the other idle connections.
             conn.deadline = min(conn.deadline, self.clock() + DRAIN_LINGER)

@@ -466,3 +466,27 @@ def test_header_refused_by_the_protocol_becomes_a_500(caplog: pytest.LogCaptureF
         assert resp.status == 500
         assert b"never sent" not in resp.body
     assert "Proxy-Connection" in caplog.text or "hop-by-hop" in caplog.text
+
+
+def test_a_body_still_arriving_when_the_worker_stops_is_served(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Its request is in flight: not cut with the idle connections after DRAIN_LINGER."""
+    monkeypatch.setattr("cotyledon.wsgi._worker.DRAIN_LINGER", 0.1)
+    with (
+        serving(echo_app) as (server, port),
+        RawClient(("127.0.0.1", port)) as client,
+        RawClient(("127.0.0.1", port)) as idle,
+    ):
+        client.send(b"POST /body HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nhello")
+        wait_until(lambda: any(c.pending for c in list(server._conns.values())))
+        stopper = threading.Thread(target=server.stop, args=(10,))
+        stopper.start()
+        try:
+            assert idle.wait_closed()  # the idle connections' linger is over
+            client.send(b"world")
+            resp = client.response()
+            assert (resp.status, resp.body.split()[3]) == (200, b"10")
+            assert resp.header("connection") == "close"
+        finally:
+            stopper.join(10)
