@@ -608,7 +608,9 @@ def _slot_writer(scoreboard: Scoreboard | None) -> SlotWriter | None:
     return scoreboard.writer(_master.assigned_slot)
 
 
-def _sibling_has_room(board: Scoreboard | None, config: ServerConfig) -> Callable[[], bool]:
+def _sibling_has_room(
+    board: Scoreboard | None, config: ServerConfig, clock: Callable[[], float] = time.monotonic
+) -> Callable[[], bool]:
     """Does another live worker of the scoreboard have a free thread (its heartbeat fresh,
     when hung workers are watched)?"""
     from cotyledon.wsgi import _master  # noqa: PLC0415
@@ -618,7 +620,7 @@ def _sibling_has_room(board: Scoreboard | None, config: ServerConfig) -> Callabl
     stale_after = config.timeout / 2 if config.timeout else None
 
     def check() -> bool:
-        now = time.monotonic()
+        now = clock()
         for index in range(board.capacity):
             if index == own:
                 continue

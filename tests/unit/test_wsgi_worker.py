@@ -7,8 +7,10 @@ import email.utils
 import futurist
 import pytest
 
+from cotyledon.wsgi._config import make_config
 from cotyledon.wsgi._connection import DateCache
-from cotyledon.wsgi._worker import _rejector
+from cotyledon.wsgi._scoreboard import Scoreboard, SlotStatus
+from cotyledon.wsgi._worker import _rejector, _sibling_has_room
 
 
 class FakePool:
@@ -59,3 +61,29 @@ def test_date_cache(monkeypatch: pytest.MonkeyPatch) -> None:
     FakeTime.now += 1
     assert cache.get() == b"Tue, 14 Nov 2023 22:13:21 GMT"
     assert email.utils.parsedate_to_datetime(cache.get().decode()).tzinfo is not None
+
+
+def test_sibling_has_room_reads_the_other_workers_rows(monkeypatch: pytest.MonkeyPatch) -> None:
+    now = [100.0]
+    board = Scoreboard(4, clock=lambda: now[0])
+    own, sibling, booting = board.claim(1), board.claim(1), board.claim(1)
+    monkeypatch.setattr("cotyledon.wsgi._master.assigned_slot", own)
+    config = make_config(threads=2, timeout=4.0)
+    check = _sibling_has_room(board, config, clock=lambda: now[0])
+    assert not check()  # the others are still booting
+    board.writer(sibling, pid=42).set_status(SlotStatus.READY)
+    assert check()
+    writer = board.writer(sibling, pid=42)
+    writer.request_started()
+    writer.request_started()
+    assert not check()  # both of its threads are busy
+    writer.request_finished(0.1, 200)
+    assert check()
+    now[0] += 2.5  # past timeout / 2 with no heartbeat: maybe hung, not a place to go
+    assert not check()
+    writer.heartbeat()
+    assert check()
+    board.writer(own, pid=41).set_status(SlotStatus.READY)  # its own row never counts
+    writer.request_started()
+    assert not check()
+    assert board.read(booting).status is SlotStatus.BOOTING
