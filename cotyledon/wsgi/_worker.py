@@ -311,6 +311,7 @@ class Server:
             # (or answer 503 past --max-queue) rather than leave clients in the backlog.
             room = self.config.threads
         self._full_retry = False
+        batch_start = self.clock()
         for _ in range(min(ACCEPT_BATCH, room)):
             if len(self._conns) >= self.config.max_connections and not self._any_idle():
                 self._set_accepting(False)  # every connection is busy in a request
@@ -331,14 +332,14 @@ class Server:
             except OSError:  # the client is already gone (reset before we looked)
                 sock.close()
             if len(self._conns) > self.config.max_connections:
-                self._evict()
+                self._evict(before=batch_start)
         if self._claimed >= self._capacity:
             self._leave_listeners()
 
-    def _evict(self) -> None:
+    def _evict(self, before: float) -> None:
         """Past the connection limit: close the idle connections that waited longest (those
-        that never completed a request first)."""
-        idle = [conn for conn in self._conns.values() if conn.idle and conn.fd not in self._fresh]
+        that never completed a request first), none accepted at ``before`` or later."""
+        idle = [c for c in self._conns.values() if c.idle and c.waiting_since < before]
         count = max(1, self.config.max_connections // EVICT_FRACTION)
         oldest = heapq.nsmallest(count, idle, key=lambda c: (c.served, c.waiting_since))
         LOG.debug("Connection limit: closing %d idle connections", len(oldest))
