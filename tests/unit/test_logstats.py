@@ -118,10 +118,14 @@ def test_escaped_quotes_in_the_request_line() -> None:
         '127.0.0.1 - - [01/Jan/2026:00:00:00 +0000] "GET / HTTP/1.1" 200 -5 "-" "-" 5\n',
         '127.0.0.1 - - [01/Jan/2026:00:00:00 +0000] "GET / HTTP/1.1',  # truncated
         '{"time": "2026-01-01T00:00:00.000+00:00", "status": 200}\n',  # fields missing
-        '{"time": "yesterday", "method": "GET", "target": "/", "status": 200, "bytes": 1, '
-        '"duration_ms": 1}\n',
-        '{"time": "2026-01-01T00:00:00.000+00:00", "method": "GET", "target": "/", '
-        '"status": "200", "bytes": 1, "duration_ms": 1}\n',
+        (
+            '{"time": "yesterday", "method": "GET", "target": "/", "status": 200, "bytes": 1, '
+            '"duration_ms": 1}\n'
+        ),
+        (
+            '{"time": "2026-01-01T00:00:00.000+00:00", "method": "GET", "target": "/", '
+            '"status": "200", "bytes": 1, "duration_ms": 1}\n'
+        ),
         "{not json\n",
         "\xff\xfe\x00binary\n",
     ],
@@ -190,18 +194,17 @@ def test_path_percentiles_in_the_report_match_exact_ones() -> None:
 
 def test_mixed_formats_counts_statuses_paths_and_tops() -> None:
     rng = random.Random(7)
-    specs = []
-    for n in range(400):
-        specs.append(
-            {
-                "target": f"/p{sum(n >= edge for edge in (200, 320, 380))}"  # 200/120/60/20
-                + ("?x=1" if n % 3 else ""),
-                "status": rng.choice([200, 200, 200, 301, 404, 503]),
-                "size": rng.randrange(0, 100_000),
-                "duration": rng.uniform(0.001, 2.0),
-                "start_time": T0 + n,
-            }
-        )
+    specs = [
+        {
+            "target": f"/p{sum(n >= edge for edge in (200, 320, 380))}"  # 200/120/60/20
+            + ("?x=1" if n % 3 else ""),
+            "status": rng.choice([200, 200, 200, 301, 404, 503]),
+            "size": rng.randrange(0, 100_000),
+            "duration": rng.uniform(0.001, 2.0),
+            "start_time": T0 + n,
+        }
+        for n in range(400)
+    ]
     lines = [line("json" if n % 2 else "combined", **s) for n, s in enumerate(specs)]
     report = run(lines, top=3)
     assert report["schema"] == SCHEMA
@@ -256,7 +259,7 @@ def test_since_is_inclusive_and_until_exclusive() -> None:
 
 def test_distinct_paths_beyond_the_cap_are_other() -> None:
     lines = [line("combined", target=f"/user/{n}") for n in range(50)]
-    report = run(lines + [line("combined", target="/user/1?again")], max_paths=10, top=20)
+    report = run([*lines, line("combined", target="/user/1?again")], max_paths=10, top=20)
     paths = report["paths"]
     assert (paths["tracked"], paths["other_requests"]) == (10, 40)
     counts = {row["path"]: row["count"] for row in paths["by_count"]}
