@@ -84,15 +84,20 @@ def generate(path: Path, size_mb: float, fmt: str, seed: int) -> int:
     return lines
 
 
-def analyse(path: Path) -> tuple[float, int, dict[str, object]]:
-    """Run the analyser on ``path``; return (seconds, peak RSS in KiB, report)."""
+def analyse(path: Path) -> tuple[float, float, int, dict[str, object]]:
+    """Run the analyser on ``path``; return (wall s, CPU s, peak RSS in KiB, report).
+
+    CPU seconds (user + system of the child) are the figure to compare on a busy machine.
+    """
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     command = [sys.executable, "-m", "cotyledon.wsgi.logstats", "--json", str(path)]
     began = time.perf_counter()
     done = subprocess.run(command, capture_output=True, check=True, env=env, timeout=600)
     elapsed = time.perf_counter() - began
-    peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return elapsed, peak_kib, json.loads(done.stdout)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    return elapsed, cpu, after.ru_maxrss, json.loads(done.stdout)
 
 
 def main() -> None:
@@ -109,17 +114,19 @@ def main() -> None:
         lines = generate(path, args.size_mb, args.format, args.seed)
         print(f"generated {lines} lines ({args.format}) in {time.perf_counter() - began:.1f} s")
         size_mb = path.stat().st_size / (1024 * 1024)
-        elapsed, peak_kib, report = analyse(path)
+        elapsed, cpu, peak_kib, report = analyse(path)
         counted = report["lines"]
         assert isinstance(counted, dict)
         print(
             f"analysed {size_mb:.1f} MB on disk, {counted['requests']} requests, "
-            f"{counted['malformed']} malformed, in {elapsed:.2f} s: "
-            f"{size_mb / elapsed:.1f} MB/s, {lines / elapsed / 1000:.0f} k lines/s, "
-            f"peak RSS {peak_kib / 1024:.1f} MiB"
+            f"{counted['malformed']} malformed, in {elapsed:.2f} s wall, {cpu:.2f} s CPU: "
+            f"{size_mb / elapsed:.1f} MB/s wall, {size_mb / cpu:.1f} MB/s CPU, "
+            f"{lines / cpu / 1000:.0f} k lines per CPU second, peak RSS {peak_kib / 1024:.1f} MiB"
         )
-        if args.format != "gzip":
-            print(f"1 GB would take about {1024 / (size_mb / elapsed):.0f} s at this rate")
+        print(
+            f"1 GB would take about {1024 / (size_mb / elapsed):.0f} s at this wall rate, "
+            f"{1024 / (size_mb / cpu):.0f} s of CPU"
+        )
 
 
 if __name__ == "__main__":
