@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import os
 import resource
+import signal
 import socket
 import time
 from contextlib import ExitStack
+from pathlib import Path
 
 import pytest
 
-from tests.functional.test_wsgi_status import fetch, ready_pids, start
+from tests.functional.test_wsgi_replacement import BREAKS_ON_RELOAD
+from tests.functional.test_wsgi_status import fetch, ready_pids, start, status
 from tests.support.processes import Program, wait_for
 
 pytestmark = pytest.mark.timeout(90)
@@ -54,3 +57,65 @@ def test_status_port_out_of_fds_rests_warns_once_and_recovers(program: type[Prog
     assert len([line for line in output.splitlines() if "accept() failed" in line]) == 1
     assert "Traceback" not in output
     assert "failed in on_ready" not in output
+
+
+def test_a_crashed_worker_is_logged_at_error_and_normal_stops_are_not(
+    program: type[Program],
+) -> None:
+    prog, _, status_port = start(program, "-w", "2", "examples.wsgi.hello:app")
+    victim = min(ready_pids(status_port, 2))
+    os.kill(victim, signal.SIGSEGV)
+    prog.wait_line(
+        rf"ERROR cotyledon\.wsgi\.master: Worker \d \(pid {victim}\) killed by signal SIGSEGV$",
+        20,
+    )
+    # The core's 2.x line is kept, text and level.
+    prog.wait_line(
+        rf"INFO cotyledon\._service_manager: Child {victim} killed by signal SIGSEGV$", 10
+    )
+    ready_pids(status_port, 2)
+    prog.signal(signal.SIGHUP)  # the old workers stop on SIGTERM: normal, not logged
+    prog.wait_line(r"Every wsgi worker was replaced", 30)
+    prog.signal(signal.SIGTERM)
+    assert prog.wait(30) == 0
+    deaths = [
+        line for line in prog.output().splitlines() if "cotyledon.wsgi.master: Worker" in line
+    ]
+    assert len(deaths) == 1, deaths
+
+
+def test_an_aborted_reload_counts_no_restart_on_the_status_page(
+    program: type[Program], tmp_path: Path
+) -> None:
+    (tmp_path / "fragile.py").write_text(BREAKS_ON_RELOAD)
+    prog, _, status_port = start(
+        program, "-w", "2", "--no-preload", "--pythonpath", str(tmp_path), "fragile:app"
+    )
+    old = ready_pids(status_port, 2)
+    (tmp_path / "broken").touch()  # the new code raises at import
+    prog.signal(signal.SIGHUP)
+    prog.wait_line(r"Replacement of wsgi worker 0 aborted: the new worker exited", 30)
+    prog.wait_line(r"Reload of wsgi ended without replacing every worker", 10)
+    assert ready_pids(status_port, 2) == old
+    data = status(status_port)
+    assert data["restarts"] == {}
+    assert [row["last_restart_reason"] for row in data["workers"]] == [None, None]
+    _, _, metrics = fetch(status_port, "/metrics")
+    restarts = [
+        line
+        for line in metrics.splitlines()
+        if line.startswith("cotyledon_worker_restarts_total{")
+    ]
+    assert restarts
+    assert all(line.endswith(" 0") for line in restarts), restarts
+    aborted_at = prog.output().index("aborted: the new worker exited")
+    assert "Every wsgi worker was replaced" not in prog.output()[aborted_at:]
+    # Fixed code: the next reload counts its two restarts.
+    (tmp_path / "broken").unlink()
+    prog.signal(signal.SIGHUP)
+    prog.wait_line(r"Every wsgi worker was replaced", 30)
+    new = ready_pids(status_port, 2)
+    assert not new & old
+    data = status(status_port)
+    assert data["restarts"] == {"reload": 2}
+    assert [row["last_restart_reason"] for row in data["workers"]] == ["reload", "reload"]
