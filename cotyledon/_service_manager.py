@@ -625,6 +625,9 @@ class ServiceManager:
                 "Replacing %s worker %s (pid %s)%s", name, action.worker_id, action.old_pid, why
             )
         elif action.kind == "replaced":
+            self._notify_extensions(
+                "on_replaced", action.service_id, action.worker_id, action.old_pid
+            )
             REPLACE_LOG.info(
                 "%s worker %s replaced: pid %s is serving, pid %s stops",
                 name,
@@ -633,6 +636,9 @@ class ServiceManager:
                 action.old_pid,
             )
         elif action.kind == "aborted":
+            self._notify_extensions(
+                "on_replace_aborted", action.service_id, action.worker_id, action.old_pid
+            )
             REPLACE_LOG.error(
                 "Replacement of %s worker %s aborted: %s; pid %s keeps serving and the "
                 "other workers are left as they are",
@@ -641,6 +647,8 @@ class ServiceManager:
                 action.reason,
                 action.old_pid,
             )
+        elif action.reason == "aborted":
+            REPLACE_LOG.info("Reload of %s ended without replacing every worker", name)
         else:
             REPLACE_LOG.info("Every %s worker was replaced", name)
 

@@ -306,7 +306,8 @@ class ReplaceStep:
     ``kind``: "replacing" (the slot gets a new process, ``old_pid`` keeps serving),
     "replaced" (``new_pid`` entered run(); ``old_pid`` was told to stop), "aborted"
     (``new_pid`` failed, ``old_pid`` keeps its slot; ``reason`` says how) or "done"
-    (nothing left to replace).
+    (nothing left to replace; ``reason`` "aborted" when a replacement of this reload was
+    aborted, so not every worker was replaced).
     """
 
     kind: str
@@ -585,6 +586,7 @@ class Supervisor:
             if svc.reload == "replace":
                 replaced.add(svc.service_id)
                 svc.replacement.reloading = True
+                svc.replacement.aborted = False
                 current = sorted(self.current_pids(svc.service_id))
                 svc.replacement.request(current, "reload")
         pids = tuple(
@@ -756,7 +758,9 @@ class Supervisor:
         if svc.replacement.active or not svc.replacement.reloading:
             return []
         svc.replacement.reloading = False
-        return [ReplaceStep("done", svc.service_id)]
+        reason = "aborted" if svc.replacement.aborted else ""
+        svc.replacement.aborted = False
+        return [ReplaceStep("done", svc.service_id, reason=reason)]
 
     def _replacement_started(self, proc: _Proc, now: float) -> list[Action]:
         service_id, wid = proc.slot

@@ -560,7 +560,8 @@ def _make_reloader(config: ServerConfig) -> Any:
         return None
     from cotyledon.wsgi._reloader import Reloader  # noqa: PLC0415 - development only
 
-    return Reloader(_code_changed, extra_paths=config.reload_extra_file)
+    logs = (config.access_log_file, config.error_log_file)
+    return Reloader(_code_changed, extra_paths=config.reload_extra_file, ignore_paths=logs)
 
 
 def _code_changed(paths: list[str]) -> None:
