@@ -344,7 +344,7 @@ class RequestHandler:
         500 (whatever head the app had asked for is dropped). Once some were, the connection
         is cut: the client sees a body without its end, never a complete wrong one.
         """
-        if writer.sent:
+        if writer.start_response.head_sent:  # some bytes may be out
             LOG.error("Error while sending the response to %s; aborting", conn.peer, exc_info=exc)
             return writer.start_response.status or 500
         error = body.error if isinstance(exc, BodyError) else None
@@ -367,10 +367,11 @@ class _ResponseWriter:
 
     Nothing goes out before the head and the first body bytes are framed: a mistake of the
     app found while framing them (a ``str``, more bytes than its ``Content-Length``...) still
-    becomes a 500. :attr:`sent` counts every byte written, :attr:`body_sent` the body's.
+    becomes a 500. ``start_response.head_sent`` is set just before the first write;
+    :attr:`body_sent` counts the body bytes written (the access log's size).
     """
 
-    __slots__ = ("body", "body_sent", "conn", "handler", "head_only", "sent", "start_response")
+    __slots__ = ("body", "body_sent", "conn", "handler", "head_only", "start_response")
 
     def __init__(
         self, handler: RequestHandler, conn: Connection, body: InputStream, head_only: bool
@@ -379,7 +380,6 @@ class _ResponseWriter:
         self.conn = conn
         self.body = body
         self.head_only = head_only
-        self.sent = 0
         self.body_sent = 0
         self.start_response = StartResponse(self.write)
 
@@ -406,8 +406,9 @@ class _ResponseWriter:
 
     def _send(self, parts: list[bytes], body: int) -> None:
         """Write ``parts`` (the head first, if not sent yet); ``body`` bytes are the app's."""
-        self.sent += self.conn.send_parts(parts)
-        self.start_response.head_sent = True  # only now: until then a failure is a 500
+        # Only now, just before the first write: until then a failure is still a 500.
+        self.start_response.head_sent = True
+        self.conn.send_parts(parts)
         self.body_sent += body
 
     def _frame(self, chunk: bytes, parts: list[bytes]) -> int:
@@ -479,7 +480,6 @@ class _ResponseWriter:
             return True
         self._send([head], 0)
         sent = self.conn.sendfile(fd, offset, count)
-        self.sent += sent
         self.body_sent += sent
         if sent < count:
             raise ClientDisconnected("file shorter than its announced length")
