@@ -165,11 +165,12 @@ class HeadReader:
         if not self._head_done:
             raise RemoteProtocolError("malformed request head")
         request_line = bytes(buf[:line_end])
+        # Checked before the head leaves the buffer: a refused head stays there to be logged.
+        request = self._build_request(request_line, head_len)
         if head_len == len(buf):
             buf.clear()
         else:
             del buf[:head_len]
-        request = self._build_request(request_line, head_len)
         self._reset()
         return request
 

@@ -58,6 +58,7 @@ from cotyledon.wsgi import (
 from cotyledon.wsgi._config import ServerConfig
 from cotyledon.wsgi._connection import Connection, RequestHandler
 from cotyledon.wsgi._environ import EnvironBuilder
+from cotyledon.wsgi._http_events import HTTPError
 from cotyledon.wsgi._recycler import Recycler
 from cotyledon.wsgi._recycling import RecyclePolicy
 from cotyledon.wsgi._scoreboard import Scoreboard, SlotStatus, SlotWriter
@@ -72,10 +73,6 @@ OVERLOADED = (
     b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
     b"Content-Length: 20\r\nConnection: close\r\nRetry-After: 1\r\n\r\n"
     b"Service Unavailable\n"
-)
-TIMED_OUT = (
-    b"HTTP/1.1 408 Request Timeout\r\nContent-Type: text/plain\r\n"
-    b"Content-Length: 16\r\nConnection: close\r\n\r\nRequest Timeout\n"
 )
 
 
@@ -417,9 +414,8 @@ class Server:
         for conn in list(self._conns.values()):
             if not conn.idle or (expired_only and conn.deadline > now):
                 continue
-            if conn.head_started:  # part of a head came, too slowly
-                with contextlib.suppress(OSError):
-                    conn.sock.send(TIMED_OUT)
+            if conn.head_started:  # part of a head came, too slowly: 408, logged and counted
+                self.handler.refuse(conn, HTTPError("request head timed out", 408), nowait=True)
             conn.drain = False  # never block the selector thread
             self._forget(conn)
 

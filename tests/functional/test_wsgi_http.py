@@ -377,7 +377,7 @@ def test_graceful_stop_finishes_in_flight_requests() -> None:
         assert result == [True]
 
 
-def test_system_exit_in_the_app_only_closes_that_connection(
+def test_system_exit_in_the_app_is_a_500_on_that_connection_only(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     def exiting_app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
@@ -387,12 +387,14 @@ def test_system_exit_in_the_app_only_closes_that_connection(
 
     with serving(exiting_app) as (server, port):
         with RawClient(("127.0.0.1", port)) as client:
-            client.send(b"GET /exit HTTP/1.1\r\nHost: t\r\n\r\n")
+            resp = client.get("/exit")
+            assert resp.status == 500
+            assert resp.header("connection") == "close"
             assert client.wait_closed()
         wait_until(lambda: server.connections == 0)
         with RawClient(("127.0.0.1", port)) as client:
             assert client.get("/").status == 200
-    assert "Unexpected error" in caplog.text
+    assert caplog.text.count("SystemExit: 3") == 1  # logged once, with its traceback
 
 
 def test_max_connections_leaves_new_clients_in_the_backlog() -> None:
