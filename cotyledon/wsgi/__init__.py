@@ -96,7 +96,7 @@ def add(
         is already running (call this before ``manager.run()``: the master must create
         the workers' shared statistics and status page before its first fork).
     """
-    from cotyledon.wsgi import _listeners  # noqa: PLC0415
+    from cotyledon.wsgi import _boot_watch, _listeners  # noqa: PLC0415
 
     if getattr(manager, "_state", "new") != "new":
         raise RuntimeError("cotyledon.wsgi.add() must be called before the manager runs")
@@ -119,9 +119,13 @@ def add(
         target = check_app(app, config)
     listeners = _listeners.open_listeners(binds, backlog=config.backlog, environ=environ)
     sockets = [listener.sock for listener in listeners]
+    watch: _boot_watch.BootWatch | None = None
     try:
         master = WSGIMaster(config, [listener.display for listener in listeners])
         manager._attach_extension(master)  # status page and hung workers, in the master
+        if isinstance(target, str):  # each worker imports the app: stop if none can
+            watch = _boot_watch.BootWatch(master.board)
+            manager._attach_extension(watch)
     except (OSError, RuntimeError):
         _listeners.close_listeners(listeners)
         raise
@@ -134,9 +138,14 @@ def add(
         reload="replace",
         max_surge=config.max_surge,
         start_timeout=config.start_timeout,
+        max_restarts=config.max_restarts,
+        restart_period=config.restart_period,
     )
     master.service_id = service_id
     master.manager = manager
+    if watch is not None:
+        watch.service_id = service_id
+        watch.manager = manager
     manager.register_hooks(on_terminate=lambda: _listeners.close_listeners(listeners))
     for listener in listeners:
         LOG.info(

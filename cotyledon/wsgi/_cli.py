@@ -29,6 +29,8 @@ from cotyledon.wsgi._config import (
 )
 
 LOG = logging.getLogger("cotyledon.wsgi")
+#: Exit status when the app cannot be loaded, in the master (preload) or in every worker.
+EXIT_APP_LOAD = 3
 LOG_FORMAT = "%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s"
 
 
@@ -66,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="cotyledon-wsgi",
         description="Serve a WSGI application with pre-forked, supervised workers.",
         argument_default=argparse.SUPPRESS,
+        add_help=False,
     )
     parser.add_argument(
         "app", nargs="?", default=None, help="the WSGI app as module:app or module:factory()"
@@ -79,7 +82,12 @@ def build_parser() -> argparse.ArgumentParser:
         if cli.parse is None:
             group.add_argument(*cli.flags, dest=name, action="store_true", help=text)
             if cli.negative:
-                group.add_argument(cli.negative, dest=name, action="store_false")
+                group.add_argument(
+                    cli.negative,
+                    dest=name,
+                    action="store_false",
+                    help=f"Turn {cli.flags[-1]} off.",
+                )
         else:
             action = "append" if cli.repeat else "store"
             group.add_argument(
@@ -98,7 +106,10 @@ def build_parser() -> argparse.ArgumentParser:
     command.add_argument(
         "--print-config", action="store_true", default=False, help=helps["--print-config"]
     )
-    command.add_argument("--version", action="version", version=f"cotyledon {_version()}")
+    command.add_argument(
+        "--version", action="version", version=f"cotyledon {_version()}", help=helps["--version"]
+    )
+    command.add_argument("-h", "--help", action="help", help=helps["-h, --help"])
     return parser
 
 
@@ -161,10 +172,14 @@ def _check_config(app: str, config: ServerConfig, environ: dict[str, str]) -> in
 def _serve(app: str, config: ServerConfig) -> int:
     import cotyledon  # noqa: PLC0415
     from cotyledon import wsgi  # noqa: PLC0415
+    from cotyledon.wsgi._app_loader import AppLoadError  # noqa: PLC0415
 
     manager = cotyledon.ServiceManager(graceful_shutdown_timeout=int(config.graceful_timeout) + 5)
     try:
         wsgi.add(manager, app, config=config)
+    except AppLoadError as exc:  # the same status as when no worker can load it
+        LOG.error("Cannot start: %s", exc)
+        return EXIT_APP_LOAD
     except (ValueError, RuntimeError, OSError) as exc:
         LOG.error("Cannot start: %s", exc)
         return 1
