@@ -66,6 +66,20 @@ def check_app(app: str | WSGIApp, config: ServerConfig | None = None) -> WSGIApp
     return loaded
 
 
+def _make_master(config: ServerConfig, listeners: Sequence[Any]) -> WSGIMaster:
+    """The service's master extension; a status port that cannot be opened is named."""
+    from cotyledon.wsgi import _bind, _listeners  # noqa: PLC0415
+
+    try:
+        return WSGIMaster(config, [listener.display for listener in listeners])
+    except OSError as exc:
+        where = _bind.format_bind(_bind.TCPBind(config.status_host, config.status_port or 0))
+        why = os.strerror(exc.errno).lower() if exc.errno else str(exc)
+        raise _listeners.ListenerError(
+            exc.errno, f"cannot serve the status page on {where} (--status-port): {why}"
+        ) from exc
+
+
 def add(
     manager: ServiceManager,
     app: str | WSGIApp,
@@ -121,7 +135,7 @@ def add(
     sockets = [listener.sock for listener in listeners]
     watch: _boot_watch.BootWatch | None = None
     try:
-        master = WSGIMaster(config, [listener.display for listener in listeners])
+        master = _make_master(config, listeners)
         manager._attach_extension(master)  # status page and hung workers, in the master
         if isinstance(target, str):  # each worker imports the app: stop if none can
             watch = _boot_watch.BootWatch(master.board)

@@ -133,7 +133,7 @@ def parse_spec(spec: str) -> AppSpec | PasteSpec:
     module, colon, target = spec.partition(":")
     if not module or not all(part.isidentifier() for part in module.split(".")):
         raise AppLoadError(
-            f"invalid app spec {spec!r}: {module!r} is not a module name{_file_hint(module)}"
+            f"invalid app spec {spec!r}: {module!r} is not a module name{_file_hint(module, spec)}"
         )
     if not colon:
         return AppSpec(module)
@@ -143,12 +143,12 @@ def parse_spec(spec: str) -> AppSpec | PasteSpec:
     return AppSpec(module, attrs, call, args, kwargs)
 
 
-def _file_hint(module: str) -> str:
+def _file_hint(module: str, spec: str) -> str:
     """A hint when ``module`` looks like a file name (``myapp.py``, ``app/main.py``)."""
     if not module.endswith(".py"):
         return ""
     name = module.removesuffix(".py").replace("/", ".").strip(".")
-    return f" (name the module, not its file: drop the .py, e.g. {name}:app)"
+    return f" (name the module, not its file: drop the .py, e.g. {spec.replace(module, name, 1)})"
 
 
 def _where(exc: BaseException) -> str:
@@ -170,7 +170,7 @@ def _import(module: str, spec: str) -> Any:
         if _missing_module(module, exc):
             raise AppLoadError(
                 f"cannot import {module!r} for app {spec!r}: no module named {exc.name!r}"
-                f"{_file_hint(module)} (sys.path starts with {sys.path[:3]!r}; see --chdir "
+                f"{_file_hint(module, spec)} (sys.path starts with {sys.path[:3]!r}; see --chdir "
                 f"and --pythonpath)"
             ) from None
         raise AppLoadError(

@@ -14,7 +14,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from cotyledon.wsgi._config import (
     COMMAND_OPTIONS,
@@ -61,10 +61,17 @@ def _typed(cli: Cli) -> Callable[[str], Any]:
     return convert
 
 
+class _Parser(argparse.ArgumentParser):
+    """Errors on one line, without the long usage block (``--help`` has it)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}; see --help\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser; every setting comes from ``_config`` (defaults suppressed so
     only what the user typed overrides the environment and the built-in defaults)."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="cotyledon-wsgi",
         description="Serve a WSGI application with pre-forked, supervised workers.",
         argument_default=argparse.SUPPRESS,
@@ -147,23 +154,39 @@ def _prepare_imports(config: ServerConfig) -> None:
             sys.path.insert(0, path)
 
 
-def _print_config(app: str | None, config: ServerConfig, environ: dict[str, str]) -> int:
+def _print_config(
+    parser: argparse.ArgumentParser, app: str | None, config: ServerConfig, environ: dict[str, str]
+) -> int:
     from cotyledon.wsgi import resolve_binds  # noqa: PLC0415 - keeps --help light
 
     data: dict[str, Any] = {"app": app, **config.as_dict()}
-    data["bind"] = resolve_binds(config, environ)
+    try:
+        data["bind"] = resolve_binds(config, environ)
+    except ValueError as exc:  # BindError: a bad --bind or PORT
+        parser.error(str(exc))
     sys.stdout.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
     return 0
 
 
+def _reason(exc: Exception) -> str:
+    """The error for people: a ListenerError's message without its ``[Errno N]``."""
+    from cotyledon.wsgi._listeners import ListenerError  # noqa: PLC0415
+
+    if isinstance(exc, ListenerError) and exc.strerror:
+        return exc.strerror
+    return str(exc)
+
+
 def _check_config(app: str, config: ServerConfig, environ: dict[str, str]) -> int:
-    from cotyledon.wsgi import check_app, resolve_binds  # noqa: PLC0415
+    """The settings, then every bind opened and closed again, then the app imported."""
+    from cotyledon.wsgi import _listeners, _parse_binds, check_app  # noqa: PLC0415
 
     try:
-        resolve_binds(config, environ)
+        binds = _parse_binds(config, environ)
+        _listeners.check_listeners(binds, backlog=config.backlog, environ=environ)
         check_app(app, config)
-    except (ValueError, RuntimeError) as exc:
-        LOG.error("Configuration check failed: %s", exc)
+    except (ValueError, RuntimeError, OSError) as exc:
+        LOG.error("Configuration check failed: %s", _reason(exc))
         return 1
     LOG.info("Configuration OK: %s can be served", app)
     return 0
@@ -181,7 +204,7 @@ def _serve(app: str, config: ServerConfig) -> int:
         LOG.error("Cannot start: %s", exc)
         return EXIT_APP_LOAD
     except (ValueError, RuntimeError, OSError) as exc:
-        LOG.error("Cannot start: %s", exc)
+        LOG.error("Cannot start: %s", _reason(exc))
         return 1
     manager.run()
     return 0
@@ -198,7 +221,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         parser.error(f"argument --error-log-file: cannot open it: {exc}")
     if args.print_config:
-        return _print_config(args.app, config, environ)
+        return _print_config(parser, args.app, config, environ)
     if not args.app:
         parser.error("the app to serve is required (module:app)")
     _prepare_imports(config)

@@ -727,7 +727,14 @@ def environ_defaults(environ: Mapping[str, str]) -> dict[str, Any]:
 
 # Options of the command itself (not settings), declared here so the docs list them too.
 COMMAND_OPTIONS: tuple[tuple[str, str], ...] = (
-    ("--check-config", "Validate the settings and import the app, then exit 0 (or 1)."),
+    (
+        "--check-config",
+        (
+            "Validate the settings, open and close every bind (a busy port or an fd://N "
+            "that is not an open listening socket is named), import the app, then exit 0 "
+            "(or 1)."
+        ),
+    ),
     ("--print-config", "Print the resolved settings as JSON, then exit 0."),
     ("--version", "Print the version, then exit 0."),
     ("-h, --help", "Show the options, then exit 0."),
@@ -789,7 +796,8 @@ def render_rst() -> str:
             lines += [*textwrap.wrap(tail, 95, initial_indent="   ", subsequent_indent="   "), ""]
     lines += ["Command", "-------", ""]
     for flag, text in COMMAND_OPTIONS:
-        lines += [f".. option:: {flag}", "", f"   {text}", ""]
+        wrapped = textwrap.wrap(text, 95, initial_indent="   ", subsequent_indent="   ")
+        lines += [f".. option:: {flag}", "", *wrapped, ""]
     return "\n".join(lines).rstrip("\n") + "\n"
 
 

@@ -487,3 +487,18 @@ def test_api_add_after_run_is_refused_cleanly(program: type[Program]) -> None:
     assert "must be called before the manager runs" in line.string
     assert "Listening at" not in prog.output()
     assert stop(prog) == 0
+
+
+def test_busy_status_port_is_named(program: type[Program]) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        prog = start(
+            program, "--status-port", str(port), "-b", "127.0.0.1:0", "examples.wsgi.hello:app"
+        )
+        assert prog.wait(30) == 1
+    assert (
+        f"Cannot start: cannot serve the status page on 127.0.0.1:{port} (--status-port): "
+        "address already in use"
+    ) in prog.output()
