@@ -96,6 +96,28 @@ def test_ctrl_c_stops_the_server(program: type[Program]) -> None:
     assert not prog.descendants()
 
 
+def test_ctrl_c_is_a_quick_stop_that_cuts_requests_in_progress(program: type[Program]) -> None:
+    """As documented (and as gunicorn's SIGINT): no waiting for a slow request, exit 1;
+    SIGTERM is the graceful stop."""
+    prog = start(program, "--status-port", "0", "-b", "127.0.0.1:0", "examples.wsgi.sleep_app:app")
+    address = tcp_address(prog.wait_line(LISTENING, 30).group(1))
+    status_port = int(prog.wait_line(r"Status page at http://127\.0\.0\.1:(\d+)/", 30).group(1))
+    _wait_ready_workers(status_port, 1)
+    with RawClient(address) as client:
+        client.send(b"GET /?ms=60000 HTTP/1.1\r\nHost: t\r\n\r\n")
+        wait_for(lambda: _in_flight(status_port) == 1, 30, what="the slow request running")
+        assert stop(prog, signal.SIGINT) == 1
+        with pytest.raises((ConnectionError, OSError)):
+            client.response()  # cut: no response at all
+    assert "Caught SIGINT signal, instantaneous exiting" in prog.output()
+
+
+def _in_flight(status_port: int) -> int:
+    with RawClient(("127.0.0.1", status_port)) as client:
+        data = json.loads(client.get("/json").body)
+    return sum(int(worker["in_flight"]) for worker in data["workers"])
+
+
 def test_pipelining_and_chunked_through_the_cli(program: type[Program]) -> None:
     prog = start(program, "-b", "127.0.0.1:0", "examples.wsgi.stream_app:app")
     address = tcp_address(prog.wait_line(LISTENING, 30).group(1))
