@@ -437,7 +437,9 @@ class Supervisor:
 
     def status_line(self) -> str:
         """``"3/4 workers running (Collector 2/2, web 1/2)"``: totals, then per service."""
-        line = f"{self.started_workers()}/{self.configured_workers()} workers running"
+        configured = self.configured_workers()
+        noun = "worker" if configured == 1 else "workers"
+        line = f"{self.started_workers()}/{configured} {noun} running"
         parts = [
             f"{svc.name} {self._started_of(svc.service_id)}/{max(svc.workers, 0)}"
             for svc in self._services.values()

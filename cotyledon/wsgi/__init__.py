@@ -66,6 +66,11 @@ def check_app(app: str | WSGIApp, config: ServerConfig | None = None) -> WSGIApp
     return loaded
 
 
+def _count(number: int, noun: str) -> str:
+    """``1 worker``, ``2 workers``."""
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
 def _make_master(config: ServerConfig, listeners: Sequence[Any]) -> WSGIMaster:
     """The service's master extension; a status port that cannot be opened is named."""
     from cotyledon.wsgi import _bind, _listeners  # noqa: PLC0415
@@ -163,10 +168,10 @@ def add(
     manager.register_hooks(on_terminate=lambda: _listeners.close_listeners(listeners))
     for listener in listeners:
         LOG.info(
-            "Listening at %s (%d workers, %d threads)",
+            "Listening at %s (%s, %s)",
             listener.display,
-            config.workers,
-            config.threads,
+            _count(config.workers, "worker"),
+            _count(config.threads, "thread"),
         )
     if master.health is not None:
         from cotyledon.wsgi import _bind  # noqa: PLC0415

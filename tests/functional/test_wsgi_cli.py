@@ -21,7 +21,7 @@ import pytest
 
 from tests.functional.wsgi_helpers import RawClient
 from tests.support.fake_notify import FakeNotifySocket
-from tests.support.processes import Program, wait_for
+from tests.support.processes import Program, proc_title, wait_for
 
 
 def _missing(*names: str) -> list[str]:
@@ -38,7 +38,7 @@ needs_access_log = pytest.mark.skipif(
     bool(_missing("_access_log")), reason="cotyledon.wsgi._access_log missing"
 )
 
-LISTENING = r"Listening at (\S+) \((\d+) workers, (\d+) threads\)"
+LISTENING = r"Listening at (\S+) \((\d+) workers?, (\d+) threads?\)"
 
 
 def start(program: type[Program], *args: str, env: dict[str, str] | None = None) -> Program:
@@ -88,7 +88,9 @@ def test_readme_demo_serves_and_stops_cleanly(program: type[Program]) -> None:
 
 def test_ctrl_c_stops_the_server(program: type[Program]) -> None:
     prog = start(program, "-b", "127.0.0.1:0", "examples.wsgi.hello:app")
-    address = tcp_address(prog.wait_line(LISTENING, 30).group(1))
+    listening = prog.wait_line(LISTENING, 30)
+    assert listening.group(0).endswith("(1 worker, 8 threads)")
+    address = tcp_address(listening.group(1))
     serving_workers(prog, 1)
     with RawClient(address) as client:
         assert client.get("/").status == 200
@@ -116,6 +118,17 @@ def _in_flight(status_port: int) -> int:
     with RawClient(("127.0.0.1", status_port)) as client:
         data = json.loads(client.get("/json").body)
     return sum(int(worker["in_flight"]) for worker in data["workers"])
+
+
+def test_python_m_titles_its_processes_cotyledon_wsgi(program: type[Program]) -> None:
+    prog = start(program, "-b", "127.0.0.1:0", "examples.wsgi.hello:app")
+    prog.wait_line(LISTENING, 30)
+    (worker,) = serving_workers(prog, 1)
+    master_title = wait_for(lambda: proc_title(prog.pid).startswith("cotyledon-wsgi: "), 30)
+    assert master_title
+    assert proc_title(prog.pid).startswith("cotyledon-wsgi: master process [cotyledon-wsgi ")
+    wait_for(lambda: proc_title(worker) == "cotyledon-wsgi: wsgi worker(0)", 30)
+    assert "__main__" not in proc_title(prog.pid) + proc_title(worker)
 
 
 def test_pipelining_and_chunked_through_the_cli(program: type[Program]) -> None:
