@@ -250,6 +250,12 @@ class ServiceManager:
                 raise RuntimeError("extensions must be attached before run()")
             self._extensions.append(extension)
 
+    def _give_up_now(self, reason: str) -> None:
+        """Stop the manager as a give-up policy does: ``run()`` exits with status 3 and
+        sd-notify ``STATUS=`` says ``reason``. For extensions, from the master's loop (a
+        hook such as ``on_exited``): the stop comes before the event being handled."""
+        self._feed(sv.StopRequested(EXIT_GAVE_UP, reason))
+
     def _master_signals(self) -> tuple[int, ...]:
         extra = [s for ext in self._extensions for s in ext.signals if s not in MASTER_SIGNALS]
         return MASTER_SIGNALS + tuple(dict.fromkeys(extra))

@@ -232,9 +232,16 @@ class WSGIMaster:
     def _resize(self, workers: int) -> None:
         limit = self.board.capacity - self.config.max_surge
         if not 1 <= workers <= limit:
-            LOG.warning("Staying at %d workers (between 1 and %d)", self.workers, limit)
+            LOG.warning(
+                "Staying at %d worker%s (between 1 and %d)",
+                self.workers,
+                "" if self.workers == 1 else "s",
+                limit,
+            )
             return
-        LOG.info("Going from %d to %d workers", self.workers, workers)
+        LOG.info(
+            "Going from %d to %d worker%s", self.workers, workers, "" if workers == 1 else "s"
+        )
         self.workers = workers
         if self.manager is not None and self.service_id is not None:
             self.manager.reconfigure(self.service_id, workers)

@@ -459,9 +459,9 @@ class WSGIService(cotyledon.Service):
         self.config = config
         self.graceful_shutdown_timeout = int(config.graceful_timeout) + 2  # type: ignore[misc]
         if isinstance(app, str):
-            from cotyledon.wsgi._app_loader import load_app  # noqa: PLC0415
+            from cotyledon.wsgi._app_loader import load_app_in_worker  # noqa: PLC0415
 
-            app = load_app(app, pythonpath=config.pythonpath)
+            app = load_app_in_worker(app, pythonpath=config.pythonpath)
         assert callable(app)
         self.access_log = _open_access_log(config)
         self.recycler = _make_recycler(config, worker_id)

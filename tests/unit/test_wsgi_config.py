@@ -128,3 +128,15 @@ def test_committed_cli_reference_is_current() -> None:
         "doc/source/cli.rst is stale: run "
         "`python -m cotyledon.wsgi._config --rst > doc/source/cli.rst`"
     )
+
+
+def test_docs_call_ctrl_c_a_quick_stop() -> None:
+    """Ctrl-C (SIGINT) is the quick stop, as in gunicorn: requests in progress are cut.
+    Every paragraph or table naming it says so; none promises they finish there."""
+    for page in sorted((ROOT / "doc" / "source").glob("*.rst")):
+        for paragraph in page.read_text().split("\n\n"):
+            if "Ctrl-C" not in paragraph:
+                continue
+            assert "quick stop" in paragraph, f"{page.name}: {paragraph}"
+            for line in paragraph.splitlines():
+                assert "Ctrl-C" not in line or "finish" not in line, f"{page.name}: {line}"

@@ -181,7 +181,7 @@ def test_sigttin_and_sigttou_resize_within_bounds(caplog: pytest.LogCaptureFixtu
     master.on_signal(signal.SIGTTOU)
     master.on_signal(signal.SIGTTOU)
     assert calls == [2, 1]
-    assert "Staying at 1 workers" in caplog.text
+    assert "Staying at 1 worker " in caplog.text
 
 
 def test_a_failed_fork_gives_its_slot_back() -> None:
