@@ -100,5 +100,13 @@ class BootWatch:
     def on_replacing(self, service_id: ServiceId, worker_id: WorkerId, reason: str) -> None:
         pass
 
+    def on_replaced(self, service_id: ServiceId, worker_id: WorkerId, old_pid: int | None) -> None:
+        pass
+
+    def on_replace_aborted(
+        self, service_id: ServiceId, worker_id: WorkerId, old_pid: int | None
+    ) -> None:
+        pass
+
     def close(self) -> None:
         pass
