@@ -206,6 +206,11 @@ class HeadReader:
                 raise RemoteProtocolError("CONNECT is not supported", 501)
         self._method = method
         parser = self._parser = httptools.HttpRequestParser(self)
+        # llhttp reads "chunked" followed by SP as chunked but "chunked" followed by HTAB as
+        # another coding and refuses it; RFC 9110 §5.5 strips both (OWS).  We decide the
+        # framing ourselves from the stripped values (``_body_length``), so llhttp's own
+        # Transfer-Encoding verdict is not needed.
+        parser.set_dangerous_leniencies(lenient_transfer_encoding=True)
         if method not in _LLHTTP_METHODS:
             parser.feed_data(b"GET")
             self._fed = space
