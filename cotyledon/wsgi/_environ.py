@@ -283,18 +283,11 @@ class EnvironBuilder:
             if name in proxy_names:
                 proxied = True
         if authority is not None:
-            # RFC 9112 §3.2.2: the target's authority replaces the Host header field.
-            environ["HTTP_HOST"] = authority_str = authority.decode("latin-1")
-            scheme = target[: target.find(b"://")].lower()
+            _use_authority(environ, target, authority)
+        elif environ.get("HTTP_HOST"):
             environ["SERVER_NAME"], environ["SERVER_PORT"] = split_host(
-                authority_str, _DEFAULT_PORTS.get(scheme, environ["SERVER_PORT"])
+                environ["HTTP_HOST"], environ["SERVER_PORT"]
             )
-        else:
-            host = environ.get("HTTP_HOST")
-            if host:
-                environ["SERVER_NAME"], environ["SERVER_PORT"] = split_host(
-                    host, environ["SERVER_PORT"]
-                )
         if proxied and environ["cotyledon.trusted_peer"]:
             self._apply_proxy_headers(environ)
         return environ
@@ -315,3 +308,11 @@ class EnvironBuilder:
         proto = proto.strip().lower()
         if proto in ("http", "https"):
             environ["wsgi.url_scheme"] = proto
+
+
+def _use_authority(environ: dict[str, Any], target: bytes, authority: bytes) -> None:
+    """RFC 9112 §3.2.2: an absolute-form target's authority replaces the Host field."""
+    environ["HTTP_HOST"] = host = authority.decode("latin-1")
+    scheme = target[: target.find(b"://")].lower()
+    default_port = _DEFAULT_PORTS.get(scheme, environ["SERVER_PORT"])
+    environ["SERVER_NAME"], environ["SERVER_PORT"] = split_host(host, default_port)
