@@ -24,6 +24,7 @@ from typing import IO, Any
 from urllib.parse import unquote_to_bytes
 
 Address = Any  # what socket.getsockname()/getpeername() return (tuple or str for unix)
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 _KEY_CACHE: dict[bytes, str] = {}
 _KEY_CACHE_MAX = 512
@@ -69,6 +70,11 @@ class ProxyTrust:
             address = ipaddress.ip_address(host.split("%", 1)[0])
         except ValueError:
             return False
+        return self.trusts_address(address)
+
+    def trusts_address(self, address: IPAddress) -> bool:
+        if self.everyone:
+            return True
         if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
             address = address.ipv4_mapped
         return any(address in network for network in self._networks)
@@ -130,6 +136,12 @@ def client_ip(text: str) -> str | None:
     ``[2001:db8::1]:4711``; anything else (``unknown``, RFC 7239 obfuscated ``_hidden``
     identifiers, host names, garbage) is None.
     """
+    parsed = _parse_ip(text)
+    return None if parsed is None else _canonical(parsed)
+
+
+def _parse_ip(text: str) -> tuple[IPAddress, str] | None:
+    """(address, its text without brackets or port), or None."""
     text = text.strip().strip('"')
     if text.startswith("["):
         end = text.find("]")
@@ -141,9 +153,16 @@ def client_ip(text: str) -> str | None:
         if not port.isdigit():
             return None
     try:
-        return str(ipaddress.ip_address(text))
+        return ipaddress.ip_address(text), text
     except ValueError:
         return None
+
+
+def _canonical(parsed: tuple[IPAddress, str]) -> str:
+    # ip_address() takes IPv4 only in its canonical dotted form; str() costs about as much
+    # as the parse, so it is kept for IPv6 (2001:DB8::0:1 -> 2001:db8::1).
+    address, text = parsed
+    return text if address.version == 4 else str(address)
 
 
 def _is_port(text: str) -> bool:
@@ -158,15 +177,12 @@ def forwarded_client(hops: Sequence[str], trust: ProxyTrust) -> str | None:
     None when that hop is not a valid IP address (or the list is empty): the peer stays.
     An unreadable hop is never skipped as a proxy: it ends the walk.
     """
-    if not hops:
-        return None
-    chosen = hops[0]
+    parsed = None
     for hop in reversed(hops):
-        address = client_ip(hop)
-        if address is None or not trust.trusts_ip(address):
-            chosen = hop
+        parsed = _parse_ip(hop)
+        if parsed is None or not trust.trusts_address(parsed[0]):
             break
-    return client_ip(chosen)
+    return None if parsed is None else _canonical(parsed)
 
 
 def parse_forwarded(value: str) -> list[dict[str, str]]:
