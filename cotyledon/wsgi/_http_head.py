@@ -399,9 +399,10 @@ def _check_target(method: bytes, target: bytes) -> None:
     if match.group(1).lower() not in _SCHEMES:
         raise RemoteProtocolError("request target scheme is not http or https")
     # RFC 9110 §4.2.4: userinfo is deprecated and a recipient SHOULD treat it as an error;
-    # the authority replaces Host (RFC 9112 §3.2.2), so it obeys the same syntax.
+    # §4.2.1: an http(s) URI with an empty host MUST be rejected.  The authority replaces
+    # Host (RFC 9112 §3.2.2), so it obeys the same syntax.
     authority = match.group(2)
-    if b"@" in authority or _HOST_RE.fullmatch(authority) is None:
+    if b"@" in authority or authority[:1] == b":" or _HOST_RE.fullmatch(authority) is None:
         raise RemoteProtocolError("invalid authority in the request target")
 
 
