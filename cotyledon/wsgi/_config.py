@@ -23,6 +23,7 @@ T = TypeVar("T")
 
 ACCESS_LOG_FORMATS = ("combined", "json")
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+FORWARDED_HEADERS = ("x-forwarded", "forwarded")
 
 
 class ConfigError(ValueError):
@@ -555,13 +556,26 @@ class ServerConfig:
         ("127.0.0.1", "::1"),
         Cli(
             ("--forwarded-allow-ips",),
-            "Comma-separated addresses or networks of proxies whose X-Forwarded-For, "
-            "X-Forwarded-Proto and Forwarded headers are trusted; '*' trusts every peer. "
+            "Comma-separated addresses or networks of proxies whose proxy headers are "
+            "trusted (which headers: --forwarded-headers); '*' trusts every peer. "
             "Unix-socket peers are always trusted.",
             PROXY,
             _parse_ip_list,
             _check_ips,
             "IPS",
+        ),
+    )
+    forwarded_headers: str = _opt(
+        "x-forwarded",
+        Cli(
+            ("--forwarded-headers",),
+            "The proxy headers honoured from a trusted proxy: x-forwarded for "
+            "X-Forwarded-For and X-Forwarded-Proto, forwarded for the RFC 7239 Forwarded "
+            "header. The other family is ignored (left to the app as client headers).",
+            PROXY,
+            str,
+            _one_of(FORWARDED_HEADERS),
+            "{x-forwarded,forwarded}",
         ),
     )
     root_path: str = _opt(

@@ -126,6 +126,7 @@ class Server:
         self._builder = EnvironBuilder(
             root_path=config.root_path,
             forwarded_allow_ips=config.forwarded_allow_ips,
+            forwarded_headers=config.forwarded_headers,
             multithread=config.threads > 1,
             multiprocess=config.workers > 1,
             file_wrapper=FileWrapper,

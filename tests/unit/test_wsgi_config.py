@@ -27,6 +27,7 @@ def test_defaults() -> None:
     assert config.bind == ()
     assert config.keepalive is True
     assert config.forwarded_allow_ips == ("127.0.0.1", "::1")
+    assert config.forwarded_headers == "x-forwarded"
     assert config.access_log_format == "combined"
 
 
@@ -48,6 +49,11 @@ def test_frozen() -> None:
         ("graceful_timeout", float("nan"), "graceful_timeout: must be >= 0"),
         ("access_log_format", "xml", "access_log_format: must be one of combined, json"),
         ("log_level", "loud", "log_level: must be one of debug, info"),
+        (
+            "forwarded_headers",
+            "both",
+            "forwarded_headers: must be one of x-forwarded, forwarded",
+        ),
         ("root_path", "api", "root_path: must start with '/'"),
         ("root_path", "/api/", "root_path: must start with '/' and not end with '/'"),
         ("forwarded_allow_ips", ("10.0.0.300",), "not an IP address or network: '10.0.0.300'"),
