@@ -235,9 +235,10 @@ def measure(python: str, label: str, sizes: list[int], repeats: int) -> dict[str
             starts.append(start)
             cpus.append(cpu)
             stops.append(stop)
-        figures[f"start, {workers} workers (ms)"] = median(starts) * 1000
-        figures[f"master CPU to start {workers} workers (ms)"] = median(cpus) * 1000
-        figures[f"graceful stop, {workers} workers (ms)"] = median(stops) * 1000
+        some = f"{workers} worker{'' if workers == 1 else 's'}"
+        figures[f"start, {some} (ms)"] = median(starts) * 1000
+        figures[f"master CPU to start {some} (ms)"] = median(cpus) * 1000
+        figures[f"graceful stop, {some} (ms)"] = median(stops) * 1000
     figures.update(measure_steady(python, label, repeats))
     pauses = [measure_stop_in_pause(python, label) for _ in range(repeats)]
     figures["graceful stop while respawn throttled (ms)"] = median(pauses) * 1000

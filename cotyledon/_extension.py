@@ -52,6 +52,14 @@ class MasterExtension(Protocol):
     def on_replacing(self, service_id: ServiceId, worker_id: WorkerId, reason: str) -> None:
         """The worker of this slot is being replaced, for ``reason``."""
 
+    def on_replaced(self, service_id: ServiceId, worker_id: WorkerId, old_pid: int | None) -> None:
+        """The slot's new process entered run(): the replacement counts; ``old_pid`` stops."""
+
+    def on_replace_aborted(
+        self, service_id: ServiceId, worker_id: WorkerId, old_pid: int | None
+    ) -> None:
+        """The slot's new process failed: ``old_pid`` (None: gone meanwhile) keeps the slot."""
+
     def on_exited(
         self, service_id: ServiceId, worker_id: WorkerId, pid: int, exit_code: int
     ) -> None:

@@ -60,6 +60,8 @@ class Replacement:
     reasons: dict[WorkerId, str] = dataclasses.field(default_factory=dict)
     #: A reload asked for this run (systemd RELOADING until it is done).
     reloading: bool = False
+    #: A replacement of this run was aborted (the run ends without replacing every one).
+    aborted: bool = False
 
     @property
     def active(self) -> bool:
@@ -106,6 +108,7 @@ class Replacement:
         returns the old pid to put back in the slot (None if it is gone meanwhile).
         Other replacements already under way go on."""
         self.queue.clear()
+        self.aborted = True
         self.reasons = {w: r for w, r in self.reasons.items() if w in self.outgoing}
         self.reasons.pop(wid, None)
         return self.outgoing.pop(wid, None)
@@ -116,6 +119,7 @@ class Replacement:
         self.outgoing.clear()
         self.reasons.clear()
         self.reloading = False
+        self.aborted = False
 
     def forget_from(self, workers: int) -> list[int]:
         """Scale-down to ``workers``: drop ids beyond it; returns their outgoing pids."""

@@ -250,6 +250,12 @@ class ServiceManager:
                 raise RuntimeError("extensions must be attached before run()")
             self._extensions.append(extension)
 
+    def _give_up_now(self, reason: str) -> None:
+        """Stop the manager as a give-up policy does: ``run()`` exits with status 3 and
+        sd-notify ``STATUS=`` says ``reason``. For extensions, from the master's loop (a
+        hook such as ``on_exited``): the stop comes before the event being handled."""
+        self._feed(sv.StopRequested(EXIT_GAVE_UP, reason))
+
     def _master_signals(self) -> tuple[int, ...]:
         extra = [s for ext in self._extensions for s in ext.signals if s not in MASTER_SIGNALS]
         return MASTER_SIGNALS + tuple(dict.fromkeys(extra))
@@ -625,6 +631,9 @@ class ServiceManager:
                 "Replacing %s worker %s (pid %s)%s", name, action.worker_id, action.old_pid, why
             )
         elif action.kind == "replaced":
+            self._notify_extensions(
+                "on_replaced", action.service_id, action.worker_id, action.old_pid
+            )
             REPLACE_LOG.info(
                 "%s worker %s replaced: pid %s is serving, pid %s stops",
                 name,
@@ -633,6 +642,9 @@ class ServiceManager:
                 action.old_pid,
             )
         elif action.kind == "aborted":
+            self._notify_extensions(
+                "on_replace_aborted", action.service_id, action.worker_id, action.old_pid
+            )
             REPLACE_LOG.error(
                 "Replacement of %s worker %s aborted: %s; pid %s keeps serving and the "
                 "other workers are left as they are",
@@ -641,6 +653,8 @@ class ServiceManager:
                 action.reason,
                 action.old_pid,
             )
+        elif action.reason == "aborted":
+            REPLACE_LOG.info("Reload of %s ended without replacing every worker", name)
         else:
             REPLACE_LOG.info("Every %s worker was replaced", name)
 

@@ -145,7 +145,12 @@ class ChildExited:
 
 @dataclasses.dataclass(frozen=True)
 class StopRequested:
-    """SIGTERM (or shutdown()): stop gracefully."""
+    """SIGTERM (or shutdown()): stop gracefully. A master extension that gives up (the
+    WSGI server when no worker can load its app) sets ``code`` and says why in ``reason``
+    (sent in sd-notify ``STATUS=``)."""
+
+    code: int = 0
+    reason: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -306,7 +311,8 @@ class ReplaceStep:
     ``kind``: "replacing" (the slot gets a new process, ``old_pid`` keeps serving),
     "replaced" (``new_pid`` entered run(); ``old_pid`` was told to stop), "aborted"
     (``new_pid`` failed, ``old_pid`` keeps its slot; ``reason`` says how) or "done"
-    (nothing left to replace).
+    (nothing left to replace; ``reason`` "aborted" when a replacement of this reload was
+    aborted, so not every worker was replaced).
     """
 
     kind: str
@@ -432,7 +438,9 @@ class Supervisor:
 
     def status_line(self) -> str:
         """``"3/4 workers running (Collector 2/2, web 1/2)"``: totals, then per service."""
-        line = f"{self.started_workers()}/{self.configured_workers()} workers running"
+        configured = self.configured_workers()
+        noun = "worker" if configured == 1 else "workers"
+        line = f"{self.started_workers()}/{configured} {noun} running"
         parts = [
             f"{svc.name} {self._started_of(svc.service_id)}/{max(svc.workers, 0)}"
             for svc in self._services.values()
@@ -550,14 +558,19 @@ class Supervisor:
             svc.restarting.add(proc.slot[1])
             if svc.budget.record_restart(now):
                 assert svc.budget.give_up is not None
-                actions.append(GaveUp(svc.service_id, *dataclasses.astuple(svc.budget.give_up)))
-                return actions + self._begin_stop(now, EXIT_GAVE_UP)
+                policy = svc.budget.give_up
+                actions.append(GaveUp(svc.service_id, *dataclasses.astuple(policy)))
+                why = (
+                    f"{svc.name or 'a service'} restarted more than {policy.max_restarts} "
+                    f"times in {policy.period:g} s, giving up"
+                )
+                return actions + self._begin_stop(now, EXIT_GAVE_UP, why)
         return actions + self._advance_replacements(now) + self._maybe_ready()
 
     def _on_stop_requested(self, event: StopRequested, now: float) -> list[Action]:
         if self.phase not in (Phase.IDLE, Phase.RUNNING):
             return []
-        return self._begin_stop(now, 0)
+        return self._begin_stop(now, event.code, event.reason)
 
     def _on_stop_timed_out(self, event: StopTimedOut, now: float) -> list[Action]:
         if self.phase is Phase.FINISHED:
@@ -585,6 +598,7 @@ class Supervisor:
             if svc.reload == "replace":
                 replaced.add(svc.service_id)
                 svc.replacement.reloading = True
+                svc.replacement.aborted = False
                 current = sorted(self.current_pids(svc.service_id))
                 svc.replacement.request(current, "reload")
         pids = tuple(
@@ -712,7 +726,7 @@ class Supervisor:
         self._reloading = None
         return [Notify("ready", self.status_line())]
 
-    def _begin_stop(self, now: float, code: int) -> list[Action]:
+    def _begin_stop(self, now: float, code: int, reason: str = "") -> list[Action]:
         self.phase = Phase.STOPPING
         self._exit_code = code
         self.deadlines.clear()
@@ -723,7 +737,7 @@ class Supervisor:
             if self.extend_interval:
                 self.deadlines.set("extend", now + self.extend_interval)
         actions: list[Action] = [
-            Notify("stopping", "stopping"),
+            Notify("stopping", f"stopping: {reason}" if reason else "stopping"),
             RunHooks("terminate"),
             StopWorkers(self.live_pids()),
         ]
@@ -756,7 +770,9 @@ class Supervisor:
         if svc.replacement.active or not svc.replacement.reloading:
             return []
         svc.replacement.reloading = False
-        return [ReplaceStep("done", svc.service_id)]
+        reason = "aborted" if svc.replacement.aborted else ""
+        svc.replacement.aborted = False
+        return [ReplaceStep("done", svc.service_id, reason=reason)]
 
     def _replacement_started(self, proc: _Proc, now: float) -> list[Action]:
         service_id, wid = proc.slot

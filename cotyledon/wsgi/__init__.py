@@ -66,6 +66,25 @@ def check_app(app: str | WSGIApp, config: ServerConfig | None = None) -> WSGIApp
     return loaded
 
 
+def _count(number: int, noun: str) -> str:
+    """``1 worker``, ``2 workers``."""
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
+def _make_master(config: ServerConfig, listeners: Sequence[Any]) -> WSGIMaster:
+    """The service's master extension; a status port that cannot be opened is named."""
+    from cotyledon.wsgi import _bind, _listeners  # noqa: PLC0415
+
+    try:
+        return WSGIMaster(config, [listener.display for listener in listeners])
+    except OSError as exc:
+        where = _bind.format_bind(_bind.TCPBind(config.status_host, config.status_port or 0))
+        why = os.strerror(exc.errno).lower() if exc.errno else str(exc)
+        raise _listeners.ListenerError(
+            exc.errno, f"cannot serve the status page on {where} (--status-port): {why}"
+        ) from exc
+
+
 def add(
     manager: ServiceManager,
     app: str | WSGIApp,
@@ -96,7 +115,7 @@ def add(
         is already running (call this before ``manager.run()``: the master must create
         the workers' shared statistics and status page before its first fork).
     """
-    from cotyledon.wsgi import _listeners  # noqa: PLC0415
+    from cotyledon.wsgi import _boot_watch, _listeners  # noqa: PLC0415
 
     if getattr(manager, "_state", "new") != "new":
         raise RuntimeError("cotyledon.wsgi.add() must be called before the manager runs")
@@ -119,9 +138,13 @@ def add(
         target = check_app(app, config)
     listeners = _listeners.open_listeners(binds, backlog=config.backlog, environ=environ)
     sockets = [listener.sock for listener in listeners]
+    watch: _boot_watch.BootWatch | None = None
     try:
-        master = WSGIMaster(config, [listener.display for listener in listeners])
+        master = _make_master(config, listeners)
         manager._attach_extension(master)  # status page and hung workers, in the master
+        if isinstance(target, str):  # each worker imports the app: stop if none can
+            watch = _boot_watch.BootWatch(master.board)
+            manager._attach_extension(watch)
     except (OSError, RuntimeError):
         _listeners.close_listeners(listeners)
         raise
@@ -134,16 +157,21 @@ def add(
         reload="replace",
         max_surge=config.max_surge,
         start_timeout=config.start_timeout,
+        max_restarts=config.max_restarts,
+        restart_period=config.restart_period,
     )
     master.service_id = service_id
     master.manager = manager
+    if watch is not None:
+        watch.service_id = service_id
+        watch.manager = manager
     manager.register_hooks(on_terminate=lambda: _listeners.close_listeners(listeners))
     for listener in listeners:
         LOG.info(
-            "Listening at %s (%d workers, %d threads)",
+            "Listening at %s (%s, %s)",
             listener.display,
-            config.workers,
-            config.threads,
+            _count(config.workers, "worker"),
+            _count(config.threads, "thread"),
         )
     if master.health is not None:
         from cotyledon.wsgi import _bind  # noqa: PLC0415

@@ -70,7 +70,7 @@ class AccessRecord:
     target: str
     protocol: str
     status: int
-    size: int
+    size: int  # bytes of the response body, headers excluded (Apache %b)
     referer: str | None
     user_agent: str | None
     user: str | None

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import logging
 import os
 import sys
 import traceback
@@ -23,9 +24,20 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["AppLoadError", "AppSpec", "load_app", "parse_spec"]
+__all__ = [
+    "APP_LOAD_ERROR",
+    "AppLoadError",
+    "AppSpec",
+    "load_app",
+    "load_app_in_worker",
+    "parse_spec",
+]
 
 WSGIApp = Callable[..., Any]
+
+#: Exit status of a worker that cannot load the app (gunicorn's APP_LOAD_ERROR is 4 too):
+#: the master stops the server when no worker of it ever served (see ``_boot_watch``).
+APP_LOAD_ERROR = 4
 
 #: Attributes looked up, in order, when the spec names a module only.
 DEFAULT_NAMES = ("application", "app")
@@ -120,13 +132,23 @@ def parse_spec(spec: str) -> AppSpec | PasteSpec:
         return _parse_paste(spec)
     module, colon, target = spec.partition(":")
     if not module or not all(part.isidentifier() for part in module.split(".")):
-        raise AppLoadError(f"invalid app spec {spec!r}: {module!r} is not a module name")
+        raise AppLoadError(
+            f"invalid app spec {spec!r}: {module!r} is not a module name{_file_hint(module, spec)}"
+        )
     if not colon:
         return AppSpec(module)
     if not target.strip():
         raise AppLoadError(f"invalid app spec {spec!r}: nothing after ':'")
     attrs, call, args, kwargs = _parse_target(target, spec)
     return AppSpec(module, attrs, call, args, kwargs)
+
+
+def _file_hint(module: str, spec: str) -> str:
+    """A hint when ``module`` looks like a file name (``myapp.py``, ``app/main.py``)."""
+    if not module.endswith(".py"):
+        return ""
+    name = module.removesuffix(".py").replace("/", ".").strip(".")
+    return f" (name the module, not its file: drop the .py, e.g. {spec.replace(module, name, 1)})"
 
 
 def _where(exc: BaseException) -> str:
@@ -147,8 +169,9 @@ def _import(module: str, spec: str) -> Any:
     except ModuleNotFoundError as exc:
         if _missing_module(module, exc):
             raise AppLoadError(
-                f"cannot import {module!r} for app {spec!r}: no module named {exc.name!r} "
-                f"(sys.path starts with {sys.path[:3]!r}; see --chdir and --pythonpath)"
+                f"cannot import {module!r} for app {spec!r}: no module named {exc.name!r}"
+                f"{_file_hint(module, spec)} (sys.path starts with {sys.path[:3]!r}; see --chdir "
+                f"and --pythonpath)"
             ) from None
         raise AppLoadError(
             f"error while importing {module!r} for app {spec!r}: "
@@ -245,3 +268,14 @@ def load_app(spec: str, *, pythonpath: Iterable[str] = ()) -> WSGIApp:
         )
     loaded: WSGIApp = app
     return loaded
+
+
+def load_app_in_worker(spec: str, *, pythonpath: Iterable[str] = ()) -> WSGIApp:
+    """:func:`load_app` in a worker: on :class:`AppLoadError`, log one line (no traceback)
+    and exit with :data:`APP_LOAD_ERROR`, so the master can tell a broken app from a
+    crash."""
+    try:
+        return load_app(spec, pythonpath=pythonpath)
+    except AppLoadError as exc:
+        logging.getLogger("cotyledon.wsgi.worker").error("Worker cannot load the app: %s", exc)
+        raise SystemExit(APP_LOAD_ERROR) from None

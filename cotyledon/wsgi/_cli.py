@@ -14,7 +14,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from cotyledon.wsgi._config import (
     COMMAND_OPTIONS,
@@ -29,6 +29,8 @@ from cotyledon.wsgi._config import (
 )
 
 LOG = logging.getLogger("cotyledon.wsgi")
+#: Exit status when the app cannot be loaded, in the master (preload) or in every worker.
+EXIT_APP_LOAD = 3
 LOG_FORMAT = "%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s"
 
 
@@ -59,13 +61,21 @@ def _typed(cli: Cli) -> Callable[[str], Any]:
     return convert
 
 
+class _Parser(argparse.ArgumentParser):
+    """Errors on one line, without the long usage block (``--help`` has it)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}; see --help\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser; every setting comes from ``_config`` (defaults suppressed so
     only what the user typed overrides the environment and the built-in defaults)."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="cotyledon-wsgi",
         description="Serve a WSGI application with pre-forked, supervised workers.",
         argument_default=argparse.SUPPRESS,
+        add_help=False,
     )
     parser.add_argument(
         "app", nargs="?", default=None, help="the WSGI app as module:app or module:factory()"
@@ -79,7 +89,12 @@ def build_parser() -> argparse.ArgumentParser:
         if cli.parse is None:
             group.add_argument(*cli.flags, dest=name, action="store_true", help=text)
             if cli.negative:
-                group.add_argument(cli.negative, dest=name, action="store_false")
+                group.add_argument(
+                    cli.negative,
+                    dest=name,
+                    action="store_false",
+                    help=f"Turn {cli.flags[-1]} off.",
+                )
         else:
             action = "append" if cli.repeat else "store"
             group.add_argument(
@@ -98,7 +113,10 @@ def build_parser() -> argparse.ArgumentParser:
     command.add_argument(
         "--print-config", action="store_true", default=False, help=helps["--print-config"]
     )
-    command.add_argument("--version", action="version", version=f"cotyledon {_version()}")
+    command.add_argument(
+        "--version", action="version", version=f"cotyledon {_version()}", help=helps["--version"]
+    )
+    command.add_argument("-h", "--help", action="help", help=helps["-h, --help"])
     return parser
 
 
@@ -136,23 +154,39 @@ def _prepare_imports(config: ServerConfig) -> None:
             sys.path.insert(0, path)
 
 
-def _print_config(app: str | None, config: ServerConfig, environ: dict[str, str]) -> int:
+def _print_config(
+    parser: argparse.ArgumentParser, app: str | None, config: ServerConfig, environ: dict[str, str]
+) -> int:
     from cotyledon.wsgi import resolve_binds  # noqa: PLC0415 - keeps --help light
 
     data: dict[str, Any] = {"app": app, **config.as_dict()}
-    data["bind"] = resolve_binds(config, environ)
+    try:
+        data["bind"] = resolve_binds(config, environ)
+    except ValueError as exc:  # BindError: a bad --bind or PORT
+        parser.error(str(exc))
     sys.stdout.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
     return 0
 
 
+def _reason(exc: Exception) -> str:
+    """The error for people: a ListenerError's message without its ``[Errno N]``."""
+    from cotyledon.wsgi._listeners import ListenerError  # noqa: PLC0415
+
+    if isinstance(exc, ListenerError) and exc.strerror:
+        return exc.strerror
+    return str(exc)
+
+
 def _check_config(app: str, config: ServerConfig, environ: dict[str, str]) -> int:
-    from cotyledon.wsgi import check_app, resolve_binds  # noqa: PLC0415
+    """The settings, then every bind opened and closed again, then the app imported."""
+    from cotyledon.wsgi import _listeners, _parse_binds, check_app  # noqa: PLC0415
 
     try:
-        resolve_binds(config, environ)
+        binds = _parse_binds(config, environ)
+        _listeners.check_listeners(binds, backlog=config.backlog, environ=environ)
         check_app(app, config)
-    except (ValueError, RuntimeError) as exc:
-        LOG.error("Configuration check failed: %s", exc)
+    except (ValueError, RuntimeError, OSError) as exc:
+        LOG.error("Configuration check failed: %s", _reason(exc))
         return 1
     LOG.info("Configuration OK: %s can be served", app)
     return 0
@@ -161,12 +195,16 @@ def _check_config(app: str, config: ServerConfig, environ: dict[str, str]) -> in
 def _serve(app: str, config: ServerConfig) -> int:
     import cotyledon  # noqa: PLC0415
     from cotyledon import wsgi  # noqa: PLC0415
+    from cotyledon.wsgi._app_loader import AppLoadError  # noqa: PLC0415
 
     manager = cotyledon.ServiceManager(graceful_shutdown_timeout=int(config.graceful_timeout) + 5)
     try:
         wsgi.add(manager, app, config=config)
-    except (ValueError, RuntimeError, OSError) as exc:
+    except AppLoadError as exc:  # the same status as when no worker can load it
         LOG.error("Cannot start: %s", exc)
+        return EXIT_APP_LOAD
+    except (ValueError, RuntimeError, OSError) as exc:
+        LOG.error("Cannot start: %s", _reason(exc))
         return 1
     manager.run()
     return 0
@@ -183,7 +221,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         parser.error(f"argument --error-log-file: cannot open it: {exc}")
     if args.print_config:
-        return _print_config(args.app, config, environ)
+        return _print_config(parser, args.app, config, environ)
     if not args.app:
         parser.error("the app to serve is required (module:app)")
     _prepare_imports(config)

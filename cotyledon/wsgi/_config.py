@@ -23,6 +23,7 @@ T = TypeVar("T")
 
 ACCESS_LOG_FORMATS = ("combined", "json")
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+FORWARDED_HEADERS = ("x-forwarded", "forwarded")
 
 
 class ConfigError(ValueError):
@@ -47,6 +48,8 @@ class Cli:
     repeat: bool = False  # appended to a tuple, flag may be given many times
     negative: str | None = None  # "--no-x" flag of a boolean switch
     env: str | None = None  # environment variable giving the default (documented)
+    #: The default for people, when the value says too little; ``{q}`` wraps literals.
+    default_doc: str | None = None
 
 
 def _opt(default: T, cli: Cli) -> T:
@@ -138,6 +141,16 @@ def _check_str_tuple(value: Any) -> None:
         raise ValueError(f"must be a tuple of strings, not: {value!r}")
 
 
+def _optional_int_at_least(minimum: int) -> Callable[[Any], None]:
+    check = _int_at_least(minimum)
+
+    def optional(value: Any) -> None:
+        if value is not None:
+            check(value)
+
+    return optional
+
+
 def _optional_port(value: Any) -> None:
     if value is None:
         return
@@ -199,6 +212,7 @@ class ServerConfig:
             metavar="ADDRESS",
             repeat=True,
             env="PORT",
+            default_doc="systemd sockets, else {q}0.0.0.0:$PORT{q}, else {q}127.0.0.1:8000{q}",
         ),
     )
     backlog: int = _opt(
@@ -222,6 +236,7 @@ class ServerConfig:
             _int_at_least(1),
             "N",
             env="WEB_CONCURRENCY",
+            default_doc="{q}$WEB_CONCURRENCY{q}, else {q}1{q}",
         ),
     )
     threads: int = _opt(
@@ -288,6 +303,31 @@ class ServerConfig:
             ("--start-timeout",),
             "Seconds a replacement worker has to start serving; past that, or if it dies "
             "first, the replacement is aborted and the old worker keeps serving.",
+            LIFECYCLE,
+            _parse_seconds,
+            _at_least(0.001),
+            "SECONDS",
+        ),
+    )
+    max_restarts: int | None = _opt(
+        None,
+        Cli(
+            ("--max-restarts",),
+            "Give up when workers die and are restarted more than N times within "
+            "--restart-period seconds: the server stops with exit status 3 and says why "
+            "(log, sd-notify STATUS=).",
+            LIFECYCLE,
+            _parse_int,
+            _optional_int_at_least(0),
+            "N",
+            default_doc="never give up (a pause when workers die too fast)",
+        ),
+    )
+    restart_period: float = _opt(
+        5.0,
+        Cli(
+            ("--restart-period",),
+            "The window of --max-restarts, in seconds.",
             LIFECYCLE,
             _parse_seconds,
             _at_least(0.001),
@@ -404,11 +444,12 @@ class ServerConfig:
         Cli(
             ("--status-port",),
             "Serve the status page on this port: / (HTML), /json, /metrics (Prometheus) "
-            "and /_sysinfo. Default: off.",
+            "and /_sysinfo.",
             STATUS,
             _parse_int,
             _optional_port,
             "PORT",
+            default_doc="off",
         ),
     )
     status_host: str = _opt(
@@ -540,13 +581,26 @@ class ServerConfig:
         ("127.0.0.1", "::1"),
         Cli(
             ("--forwarded-allow-ips",),
-            "Comma-separated addresses or networks of proxies whose X-Forwarded-For, "
-            "X-Forwarded-Proto and Forwarded headers are trusted; '*' trusts every peer. "
+            "Comma-separated addresses or networks of proxies whose proxy headers are "
+            "trusted (which headers: --forwarded-headers); '*' trusts every peer. "
             "Unix-socket peers are always trusted.",
             PROXY,
             _parse_ip_list,
             _check_ips,
             "IPS",
+        ),
+    )
+    forwarded_headers: str = _opt(
+        "x-forwarded",
+        Cli(
+            ("--forwarded-headers",),
+            "The proxy headers honoured from a trusted proxy: x-forwarded for "
+            "X-Forwarded-For and X-Forwarded-Proto, forwarded for the RFC 7239 Forwarded "
+            "header. The other family is ignored (left to the app as client headers).",
+            PROXY,
+            str,
+            _one_of(FORWARDED_HEADERS),
+            "{x-forwarded,forwarded}",
         ),
     )
     root_path: str = _opt(
@@ -598,12 +652,12 @@ class ServerConfig:
         None,
         Cli(
             ("--access-log-file",),
-            "Write one line per request to this file ('-': standard output). Default: off. "
-            "Reopened on SIGUSR1.",
+            "Write one line per request to this file ('-': standard output). Reopened on SIGUSR1.",
             LOGGING,
             str,
             _check_optional_str,
             "FILE",
+            default_doc="off",
         ),
     )
     access_log_format: str = _opt(
@@ -627,6 +681,7 @@ class ServerConfig:
             str,
             _check_optional_str,
             "FILE",
+            default_doc="standard error",
         ),
     )
     log_level: str = _opt(
@@ -711,7 +766,14 @@ def environ_defaults(environ: Mapping[str, str]) -> dict[str, Any]:
 
 # Options of the command itself (not settings), declared here so the docs list them too.
 COMMAND_OPTIONS: tuple[tuple[str, str], ...] = (
-    ("--check-config", "Validate the settings and import the app, then exit 0 (or 1)."),
+    (
+        "--check-config",
+        (
+            "Validate the settings, open and close every bind (a busy port or an fd://N "
+            "that is not an open listening socket is named), import the app, then exit 0 "
+            "(or 1)."
+        ),
+    ),
     ("--print-config", "Print the resolved settings as JSON, then exit 0."),
     ("--version", "Print the version, then exit 0."),
     ("-h, --help", "Show the options, then exit 0."),
@@ -722,10 +784,8 @@ def default_text(name: str, cli: Cli, literal: str = "") -> str:
     """The default of setting ``name`` for people (``literal`` wraps values, e.g. ``````)."""
     default = getattr(ServerConfig(), name)
     q = literal
-    if cli.env == "WEB_CONCURRENCY":
-        return f"{q}$WEB_CONCURRENCY{q}, else {q}1{q}"
-    if name == "bind":
-        return f"systemd sockets, else {q}0.0.0.0:$PORT{q}, else {q}127.0.0.1:8000{q}"
+    if cli.default_doc is not None:
+        return cli.default_doc.format(q=q)
     if isinstance(default, tuple):
         return f"{q}{','.join(default)}{q}" if default else "none"
     if default is None or default == "":
@@ -775,7 +835,8 @@ def render_rst() -> str:
             lines += [*textwrap.wrap(tail, 95, initial_indent="   ", subsequent_indent="   "), ""]
     lines += ["Command", "-------", ""]
     for flag, text in COMMAND_OPTIONS:
-        lines += [f".. option:: {flag}", "", f"   {text}", ""]
+        wrapped = textwrap.wrap(text, 95, initial_indent="   ", subsequent_indent="   ")
+        lines += [f".. option:: {flag}", "", *wrapped, ""]
     return "\n".join(lines).rstrip("\n") + "\n"
 
 

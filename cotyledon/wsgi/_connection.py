@@ -3,7 +3,9 @@
 A pool thread calls :meth:`RequestHandler.handle` when the worker's selector saw the socket
 readable. It reads what is there (one ``recv``), feeds ``_http_protocol``, and for every
 complete request head builds the environ, calls the app and writes the response (head and
-small bodies in one ``send``; ``sendfile`` for ``wsgi.file_wrapper`` over a real file).
+small bodies in one ``send``; large bodies gathered with ``sendmsg``, never copied;
+``sendfile`` for ``wsgi.file_wrapper`` over a real file).  An app error before the first
+byte of the response went out is a 500; after it, the connection is cut.
 Pipelined requests already buffered are answered in order in the same call. It never waits
 for a request head: an incomplete head goes back to the selector, which owns the head
 deadline, so a slow client never holds a thread.
@@ -48,6 +50,8 @@ LOG = logging.getLogger("cotyledon.wsgi.connection")
 RECV_SIZE = 65536
 PREREAD_LIMIT = 65536  # body bytes buffered by the selector before the app is called
 JOIN_LIMIT = 262144  # bodies up to this size are joined with the head into one send
+IOV_MAX = 1024  # buffers per sendmsg() (Linux UIO_MAXIOV)
+LOGGED_LINE = 4096  # bytes of a refused request line kept for the access log
 SEND_TIMEOUT = 30.0  # seconds without any progress before a slow reader is dropped
 DRAIN_SECONDS = 2.0  # reading what a client still sends after an error response...
 DRAIN_BYTES = 1 << 20  # ...stops after this long or this many bytes
@@ -154,6 +158,39 @@ class Connection:
                 raise ClientDisconnected(str(exc)) from None
             view = view[sent:]
 
+    def send_parts(self, parts: list[bytes]) -> int:
+        """Send ``parts`` in order; returns the byte count.
+
+        Small ones are joined into one ``send`` (one syscall); large ones go out with
+        ``sendmsg`` straight from their buffers, so a large body is never copied.
+        """
+        if len(parts) == 1:
+            self.send(parts[0])
+            return len(parts[0])
+        total = sum(map(len, parts))
+        if total <= JOIN_LIMIT:
+            self.send(b"".join(parts))
+            return total
+        views = [memoryview(part) for part in parts if part]
+        first = 0
+        while first < len(views):
+            try:
+                sent = self.sock.sendmsg(views[first : first + IOV_MAX])
+            except BlockingIOError:
+                if not _wait(self.fd, select.POLLOUT, SEND_TIMEOUT):
+                    raise ClientDisconnected("timed out writing to the client") from None
+                continue
+            except (ConnectionError, TimeoutError) as exc:
+                raise ClientDisconnected(str(exc)) from None
+            while sent:
+                size = len(views[first])
+                if sent < size:
+                    views[first] = views[first][sent:]
+                    break
+                sent -= size
+                first += 1
+        return total
+
     def sendfile(self, fd: int, offset: int, count: int) -> int:
         """``os.sendfile`` from ``fd`` until ``count`` bytes went out; returns bytes sent."""
         total = 0
@@ -208,8 +245,11 @@ class RequestHandler:
     """Runs requests of any connection; one per worker, shared by the pool threads.
 
     :param on_request_done: called once per request with (connection, environ, status,
-        bytes sent, start time) - the worker's access log and counters.
-    :param on_request_start: called when a request's head has been read (counters).
+        body bytes sent, start time) - the worker's access log and counters; also for the
+        requests the protocol refused (400, 408, 413, 414, 431, 505...), with an environ
+        holding what arrived of their request line.
+    :param on_request_start: called when a request's head has been read (counters), and
+        before ``on_request_done`` for a refused request.
     :param body_timeout: the longest wait for each piece of a request body (seconds).
     :param body_total: seconds for a whole body after its head (0: no limit).
     :param body_min_rate: slowest average body rate in bytes per second (0: no minimum).
@@ -254,9 +294,10 @@ class RequestHandler:
             return self._serve_received(conn, got_data=bool(data))
         except HTTPError as exc:
             if conn.pending is not None:
-                self.fail_pending(conn, exc, blocking=True)
+                self.fail_pending(conn, exc, nowait=False)
             else:
-                self._reject(conn, exc)
+                LOG.debug("Bad request from %s: %r", conn.peer, exc)
+                self.refuse(conn, exc)
         except ClientDisconnected:
             pass
         return False
@@ -317,43 +358,69 @@ class RequestHandler:
                 return event is not NEED_DATA
         return True
 
-    def fail_pending(self, conn: Connection, error: HTTPError, *, blocking: bool) -> None:
-        """Answer the pending request (body refused or too slow) with ``error``'s status,
-        counted and logged like any request; the connection must then be closed.
+    def fail_pending(self, conn: Connection, error: HTTPError, *, nowait: bool) -> None:
+        """Answer the pending request (its body refused or too slow) with ``error``'s status,
+        then count it like any other (access log with its request line, counters).
 
-        ``blocking=False`` (the selector thread) sends what the socket takes at once.
+        :param nowait: one non-blocking send and no draining (the selector thread's 408).
         """
         request = conn.pending
         assert request is not None
         conn.pending = None
         LOG.debug("Request body from %s: %r", conn.peer, error)
-        if self.on_request_start is not None:
-            self.on_request_start()
-        payload = conn.protocol.error_response(error, self._extra_headers())
-        sent = 0
-        try:
-            if blocking:
-                conn.drain = True
-                conn.send(payload)
-                sent = len(payload)
-            else:
-                sent = conn.sock.send(payload)
-        except OSError:
-            pass
-        if self.on_request_done is not None:
-            body = InputStream(conn, False, 0.0, done=True)
-            environ = self.builder.build(conn.base, request, body)
-            self.on_request_done(conn, environ, error.status_hint, sent, conn.started)
+        with contextlib.suppress(HTTPError):
+            payload = conn.protocol.error_response(error, self._extra_headers())
+            if not payload:
+                return
+            conn.drain = not nowait
+            with contextlib.suppress(OSError):
+                if nowait:
+                    conn.sock.send(payload)
+                else:
+                    conn.send(payload)
+            if self.on_request_done is not None:
+                if self.on_request_start is not None:
+                    self.on_request_start()
+                body = InputStream(conn, False, 0.0, done=True)
+                environ = self.builder.build(conn.base, request, body)
+                status, size = _status_and_body_size(payload)
+                self.on_request_done(conn, environ, status, size, conn.started)
 
     def expire(self, conn: Connection) -> None:
         """The selector found ``conn``'s pending body expired: answer 408 (non-blocking)."""
-        self.fail_pending(conn, BodyTimeout().error, blocking=False)
+        self.fail_pending(conn, BodyTimeout().error, nowait=True)
 
-    def _reject(self, conn: Connection, exc: HTTPError) -> None:
-        LOG.debug("Bad request from %s: %r", conn.peer, exc)
-        conn.drain = True
-        with contextlib.suppress(OSError, HTTPError):
-            conn.send(conn.protocol.error_response(exc, self._extra_headers()))
+    def refuse(self, conn: Connection, exc: HTTPError, *, nowait: bool = False) -> None:
+        """Answer a request the protocol refused (or whose head timed out), then count it
+        like any other: access log (with what arrived of its request line) and counters.
+
+        :param nowait: one non-blocking send and no draining (the selector thread's 408).
+        """
+        start = time.time()
+        protocol = conn.protocol
+        buffered = protocol.trailing_data[0][:LOGGED_LINE]
+        with contextlib.suppress(HTTPError):
+            payload = protocol.error_response(exc, self._extra_headers())
+            if not payload:
+                return
+            conn.drain = not nowait
+            with contextlib.suppress(OSError):
+                if nowait:
+                    conn.sock.send(payload)
+                else:
+                    conn.send(payload)
+            if self.on_request_done is not None:
+                if self.on_request_start is not None:
+                    self.on_request_start()
+                method, target, version = known_request_line(buffered)
+                environ = {
+                    **conn.base,
+                    "REQUEST_METHOD": method,
+                    "RAW_URI": target,
+                    "SERVER_PROTOCOL": version,
+                }
+                status, size = _status_and_body_size(payload)
+                self.on_request_done(conn, environ, status, size, start)
 
     def _extra_headers(self) -> list[tuple[bytes, bytes]]:
         return [(b"Date", self.dates.get()), SERVER_HEADER]
@@ -389,25 +456,28 @@ class RequestHandler:
             status = writer.start_response.status or 500
         except ClientDisconnected:
             return False
-        except Exception as exc:
+        except BaseException as exc:  # SystemExit too: the client still gets its 500
             status = self._app_failed(conn, writer, body, exc)
-            if status == 0:
-                return False
+            return False
         finally:
             if self.on_request_done is not None:
-                self.on_request_done(conn, environ, status, writer.sent, start)
+                self.on_request_done(conn, environ, status, writer.body_sent, start)
         # Keep-alive was decided with the head (stopping included): a response that
         # promised it keeps it, or the client's next request, maybe sent already, is lost.
         return bool(protocol.keep_alive)
 
     def _app_failed(
-        self, conn: Connection, writer: _ResponseWriter, body: InputStream, exc: Exception
+        self, conn: Connection, writer: _ResponseWriter, body: InputStream, exc: BaseException
     ) -> int:
-        """Answer a failed request: the protocol's error for a bad body, else 500; 0 when the
-        head was already sent (the connection is aborted)."""
-        if writer.start_response.head_sent:
+        """Answer a failed request and return the status to log.
+
+        While no byte of the response was written: the protocol's error for a bad body, else
+        500 (whatever head the app had asked for is dropped). Once some were, the connection
+        is cut: the client sees a body without its end, never a complete wrong one.
+        """
+        if writer.start_response.head_sent:  # some bytes may be out
             LOG.error("Error while sending the response to %s; aborting", conn.peer, exc_info=exc)
-            return 0
+            return writer.start_response.status or 500
         error = body.error if isinstance(exc, BodyError) else None
         if error is None:
             LOG.error("Error in the WSGI application", exc_info=exc)
@@ -415,18 +485,24 @@ class RequestHandler:
         conn.protocol.disable_keep_alive()
         conn.drain = True
         try:
-            payload = conn.protocol.error_response(error, self._extra_headers())
+            payload = conn.protocol.error_response(error, self._extra_headers(), head_unsent=True)
             conn.send(payload)
         except (OSError, HTTPError):
-            return 0
-        writer.sent = len(payload)
-        return error.status_hint
+            return error.status_hint
+        status, writer.body_sent = _status_and_body_size(payload)
+        return status
 
 
 class _ResponseWriter:
-    """Turns one app's result into bytes on the socket (head joined with small bodies)."""
+    """Turns one app's result into bytes on the socket (head joined with small bodies).
 
-    __slots__ = ("body", "conn", "handler", "head_only", "sent", "start_response")
+    Nothing goes out before the head and the first body bytes are framed: a mistake of the
+    app found while framing them (a ``str``, more bytes than its ``Content-Length``...) still
+    becomes a 500. ``start_response.head_sent`` is set just before the first write;
+    :attr:`body_sent` counts the body bytes written (the access log's size).
+    """
+
+    __slots__ = ("body", "body_sent", "conn", "handler", "head_only", "start_response")
 
     def __init__(
         self, handler: RequestHandler, conn: Connection, body: InputStream, head_only: bool
@@ -435,7 +511,7 @@ class _ResponseWriter:
         self.conn = conn
         self.body = body
         self.head_only = head_only
-        self.sent = 0
+        self.body_sent = 0
         self.start_response = StartResponse(self.write)
 
     def _head(self, length: int | None) -> bytes:
@@ -457,22 +533,29 @@ class _ResponseWriter:
             headers = [*headers, (b"Content-Length", str(length).encode("ascii"))]
             sr.content_length = length
         headers = [*headers, (b"Date", self.handler.dates.get()), SERVER_HEADER]
-        head = bytes(protocol.send_response(sr.status, headers, sr.reason or None))
-        sr.head_sent = True  # only now: a refused head can still become a 500
-        return head
+        return bytes(protocol.send_response(sr.status, headers, sr.reason or None))
+
+    def _send(self, parts: list[bytes], body: int) -> None:
+        """Write ``parts`` (the head first, if not sent yet); ``body`` bytes are the app's."""
+        # Only now, just before the first write: until then a failure is still a 500.
+        self.start_response.head_sent = True
+        self.conn.send_parts(parts)
+        self.body_sent += body
+
+    def _frame(self, chunk: bytes, parts: list[bytes]) -> int:
+        """Add ``chunk``, framed, to ``parts`` (no copy); returns its body bytes sent."""
+        framed = self.conn.protocol.send_data_parts(chunk)
+        parts.extend(framed)
+        return len(chunk) if framed else 0
 
     def write(self, data: bytes) -> None:
         """PEP 3333 ``write()``: the head if not sent yet, then ``data``, unbuffered."""
         if not isinstance(data, (bytes, bytearray)):
             raise TypeError(f"write() takes bytes, not {type(data).__name__}")
-        out = b"" if self.start_response.head_sent else self._head(None)
-        out += self.conn.protocol.send_data(bytes(data)) if data else b""
-        self._send(out)
-
-    def _send(self, data: bytes) -> None:
-        if data:
-            self.conn.send(data)
-            self.sent += len(data)
+        parts = [] if self.start_response.head_sent else [self._head(None)]
+        body = self._frame(bytes(data), parts) if data else 0
+        if parts:
+            self._send(parts, body)
 
     def send_result(self, result: Any) -> None:
         """Send the app's iterable (and the end of the message)."""
@@ -485,19 +568,23 @@ class _ResponseWriter:
             if not self.head_only:
                 parts.extend(protocol.send_data(chunk) for chunk in result if chunk)
             parts.append(protocol.send_end())
-            self._send(b"".join(parts))
+            self._send([b"".join(parts)], 0 if self.head_only else length)
             return
-        for chunk in result:
-            if not chunk:
+        for item in result:
+            if not item:
                 continue
-            if not isinstance(chunk, (bytes, bytearray)):
-                raise TypeError(f"the app yielded {type(chunk).__name__}, not bytes")
-            if self.start_response.head_sent:
-                self._send(protocol.send_data(bytes(chunk)))
+            if type(item) is bytes:
+                chunk = item
+            elif isinstance(item, bytearray):
+                chunk = bytes(item)
             else:
-                self._send(self._head(None) + protocol.send_data(bytes(chunk)))
-        tail = b"" if self.start_response.head_sent else self._head(0 if length == 0 else None)
-        self._send(tail + protocol.send_end())
+                raise TypeError(f"the app yielded {type(item).__name__}, not bytes")
+            parts = [] if self.start_response.head_sent else [self._head(length)]
+            body = self._frame(chunk, parts)
+            self._send(parts, body)
+        parts = [] if self.start_response.head_sent else [self._head(length)]
+        parts.append(protocol.send_end())
+        self._send(parts, 0)
 
     def _try_sendfile(self, wrapper: FileWrapper) -> bool:
         """Serve a regular file with ``os.sendfile``; False to fall back to iteration."""
@@ -514,20 +601,40 @@ class _ResponseWriter:
         count = max(info.st_size - offset, 0)
         declared = self.start_response.content_length
         if declared is not None:
-            count = min(count, declared)
+            if count < declared:
+                raise ResponseError(f"file of {count} bytes for a Content-Length of {declared}")
+            count = declared
         protocol = self.conn.protocol
         head = self._head(count)
         if self.head_only:
-            self._send(head + protocol.send_end())
+            self._send([head, protocol.send_end()], 0)
             return True
-        self._send(head)
+        self._send([head], 0)
         sent = self.conn.sendfile(fd, offset, count)
-        self.sent += sent
+        self.body_sent += sent
         if sent < count:
             raise ClientDisconnected("file shorter than its announced length")
         protocol.send_data_external(sent)
-        self._send(protocol.send_end())
+        self._send([protocol.send_end()], 0)
         return True
+
+
+def known_request_line(buffered: bytes) -> tuple[str, str, str]:
+    """(method, target, protocol) of a refused request, as far as they arrived.
+
+    Taken from the first line of what was buffered (cut at its CRLF, or where the buffer
+    ends), ``-`` for the parts that never came; the access log escapes them.
+    """
+    line = buffered.partition(b"\r\n")[0]
+    fields = [field.decode("latin-1") for field in line.split(b" ", 2)]
+    fields += ["-"] * (3 - len(fields))
+    method, target, version = (field or "-" for field in fields)
+    return method, target, version
+
+
+def _status_and_body_size(response: bytes) -> tuple[int, int]:
+    """Status and body length of a complete response (an ``error_response()``)."""
+    return int(response[9:12]), len(response) - response.index(b"\r\n\r\n") - 4
 
 
 __all__ = [
@@ -536,4 +643,5 @@ __all__ = [
     "DateCache",
     "InputStream",
     "RequestHandler",
+    "known_request_line",
 ]

@@ -4,8 +4,12 @@
 base dict (server and peer addresses, whether the peer is a trusted proxy) and each request
 a copy filled from the request head. Header names holding ``_`` are dropped here so they
 cannot impersonate ``-`` names (``X-Auth_User`` vs ``X-Auth-User``), and this happens before
-any proxy header is read. Proxy headers (``X-Forwarded-For``, ``X-Forwarded-Proto``,
-``Forwarded``) are honoured only when the peer is in ``--forwarded-allow-ips``.
+any proxy header is read. Proxy headers are honoured only when the peer is in
+``--forwarded-allow-ips``, and only one family of them, chosen by ``--forwarded-headers``:
+``X-Forwarded-For`` + ``X-Forwarded-Proto`` (``x-forwarded``) or RFC 7239 ``Forwarded``
+(``forwarded``).  The other family is left to the app as plain client headers: a proxy that
+sets one family passes the other through from the client untouched.  ``REMOTE_ADDR`` only
+ever becomes a valid IP address.
 
 This module does no I/O: the body stream, the error stream and the file wrapper are handed
 in by the connection driver.
@@ -20,11 +24,17 @@ from typing import IO, Any
 from urllib.parse import unquote_to_bytes
 
 Address = Any  # what socket.getsockname()/getpeername() return (tuple or str for unix)
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 _KEY_CACHE: dict[bytes, str] = {}
 _KEY_CACHE_MAX = 512
 _SPECIAL = {b"content-type": "CONTENT_TYPE", b"content-length": "CONTENT_LENGTH"}
-_PROXY_NAMES = (b"x-forwarded-for", b"x-forwarded-proto", b"forwarded")
+#: ``--forwarded-headers`` -> the header names of that family
+PROXY_HEADER_FAMILIES = {
+    "x-forwarded": (b"x-forwarded-for", b"x-forwarded-proto"),
+    "forwarded": (b"forwarded",),
+}
+_DEFAULT_PORTS = {b"http": "80", b"https": "443"}
 
 
 def header_key(name: bytes) -> str:
@@ -60,6 +70,11 @@ class ProxyTrust:
             address = ipaddress.ip_address(host.split("%", 1)[0])
         except ValueError:
             return False
+        return self.trusts_address(address)
+
+    def trusts_address(self, address: IPAddress) -> bool:
+        if self.everyone:
+            return True
         if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
             address = address.ipv4_mapped
         return any(address in network for network in self._networks)
@@ -67,14 +82,31 @@ class ProxyTrust:
 
 def split_target(target: bytes) -> tuple[bytes, bytes]:
     """Request target -> (path, query); absolute-form loses its scheme and authority."""
-    if target[:1] != b"/":
-        lowered = target[:8].lower()
-        if lowered.startswith((b"http://", b"https://")):
-            slash = target.find(b"/", target.find(b"//") + 2)
-            target = target[slash:] if slash >= 0 else b"/"
+    return parse_target(target)[1:]
+
+
+def parse_target(target: bytes) -> tuple[bytes | None, bytes, bytes]:
+    """Request target -> (authority, path, query), RFC 9112 §3.2.
+
+    ``authority`` is ``None`` unless the target is in absolute-form
+    (``http://a.example:8080/p?q``); then its path may be empty, which means ``/``.  The
+    head reader already refused fragments, schemes other than http(s) and userinfo.
+    """
+    authority = None
+    if target[:1] != b"/" and target != b"*":
+        scheme_end = target.find(b"://")
+        if scheme_end > 0:
+            start = scheme_end + 3
+            end = start
+            while end < len(target) and target[end] not in b"/?#":
+                end += 1
+            authority = target[start:end]
+            target = target[end:]
+            if target[:1] != b"/":
+                target = b"/" + target
     path, _, query = target.partition(b"?")
     path = path.partition(b"#")[0]
-    return path, query
+    return authority, path, query
 
 
 def decode_path(path: bytes) -> str:
@@ -97,25 +129,86 @@ def split_host(host: str, default_port: str) -> tuple[str, str]:
     return host, default_port
 
 
-def _forwarded_client(value: str, trust: ProxyTrust) -> str | None:
-    """The client address from an X-Forwarded-For list: the right-most hop that is not
-    itself a trusted proxy (the left-most entries are whatever the client wrote)."""
-    hops = [hop.strip() for hop in value.split(",") if hop.strip()]
+def client_ip(text: str) -> str | None:
+    """The IP address a proxy header names, canonical, or None when it names none.
+
+    Accepts ``192.0.2.1``, ``192.0.2.1:4711``, ``2001:db8::1``, ``[2001:db8::1]`` and
+    ``[2001:db8::1]:4711``; anything else (``unknown``, RFC 7239 obfuscated ``_hidden``
+    identifiers, host names, garbage) is None.
+    """
+    parsed = _parse_ip(text)
+    return None if parsed is None else _canonical(parsed)
+
+
+def _parse_ip(text: str) -> tuple[IPAddress, str] | None:
+    """(address, its text without brackets or port), or None."""
+    text = text.strip().strip('"')
+    if text.startswith("["):
+        end = text.find("]")
+        if end < 0 or (text[end + 1 :] and not _is_port(text[end + 1 :])):
+            return None
+        text = text[1:end]
+    elif text.count(":") == 1:
+        text, _, port = text.partition(":")
+        if not port.isdigit():
+            return None
+    try:
+        return ipaddress.ip_address(text), text
+    except ValueError:
+        return None
+
+
+def _canonical(parsed: tuple[IPAddress, str]) -> str:
+    # ip_address() takes IPv4 only in its canonical dotted form; str() costs about as much
+    # as the parse, so it is kept for IPv6 (2001:DB8::0:1 -> 2001:db8::1).
+    address, text = parsed
+    return text if address.version == 4 else str(address)
+
+
+def _is_port(text: str) -> bool:
+    return text[:1] == ":" and text[1:].isdigit()
+
+
+def forwarded_client(hops: Sequence[str], trust: ProxyTrust) -> str | None:
+    """The client address of a list of hops (left: farthest; right: our peer's own).
+
+    The right-most hop that is not a trusted proxy is the client, since everything left of
+    it was written by that untrusted client; if every hop is trusted, the left-most one.
+    None when that hop is not a valid IP address (or the list is empty): the peer stays.
+    An unreadable hop is never skipped as a proxy: it ends the walk.
+    """
+    parsed = None
     for hop in reversed(hops):
-        if not trust.trusts_ip(hop):
-            return hop
-    return hops[0] if hops else None
+        parsed = _parse_ip(hop)
+        if parsed is None or not trust.trusts_address(parsed[0]):
+            break
+    return None if parsed is None else _canonical(parsed)
 
 
-def _parse_forwarded(value: str) -> dict[str, str]:
-    """The last element of an RFC 7239 ``Forwarded`` header as {param: value}."""
-    last = value.rsplit(",", 1)[-1]
-    result = {}
-    for pair in last.split(";"):
-        name, eq, raw = pair.partition("=")
-        if eq:
-            result[name.strip().lower()] = raw.strip().strip('"')
-    return result
+def parse_forwarded(value: str) -> list[dict[str, str]]:
+    """An RFC 7239 ``Forwarded`` field value as one {param: value} dict per element."""
+    elements = []
+    for element in _split_quoted(value, ","):
+        params = {}
+        for pair in _split_quoted(element, ";"):
+            name, eq, raw = pair.partition("=")
+            if eq:
+                params[name.strip().lower()] = raw.strip().strip('"')
+        elements.append(params)
+    return elements
+
+
+def _split_quoted(value: str, separator: str) -> list[str]:
+    """``value`` split at ``separator`` outside double quotes (``for="[::1]:80"``)."""
+    parts, start, quoted = [], 0, False
+    for index, char in enumerate(value):
+        if char == '"':
+            quoted = not quoted
+        elif char == separator and not quoted:
+            parts.append(value[start:index])
+            start = index + 1
+    parts.append(value[start:])
+    return parts
 
 
 class EnvironBuilder:
@@ -126,6 +219,7 @@ class EnvironBuilder:
         *,
         root_path: str = "",
         forwarded_allow_ips: Sequence[str] = ("127.0.0.1", "::1"),
+        forwarded_headers: str = "x-forwarded",
         multithread: bool = True,
         multiprocess: bool = True,
         file_wrapper: Any = None,
@@ -133,6 +227,11 @@ class EnvironBuilder:
     ) -> None:
         self.root_path = root_path
         self.trust = ProxyTrust(forwarded_allow_ips)
+        if forwarded_headers not in PROXY_HEADER_FAMILIES:
+            msg = f"'forwarded_headers' must be one of {sorted(PROXY_HEADER_FAMILIES)}"
+            raise ValueError(msg + f", not: {forwarded_headers!r}")
+        self._rfc7239 = forwarded_headers == "forwarded"
+        self._proxy_names = PROXY_HEADER_FAMILIES[forwarded_headers]
         self._static: dict[str, Any] = {
             "SCRIPT_NAME": root_path,
             "wsgi.version": (1, 0),
@@ -172,7 +271,7 @@ class EnvironBuilder:
         ``wsgi.input``."""
         environ = base.copy()
         method, target, version = request.method, request.target, request.http_version
-        path, query = split_target(target)
+        authority, path, query = parse_target(target)
         path_info = decode_path(path)
         root = self.root_path
         if root and (path_info == root or path_info.startswith(root + "/")):
@@ -186,6 +285,7 @@ class EnvironBuilder:
         )
         environ["wsgi.input"] = body
         proxied = False
+        proxy_names = self._proxy_names
         for name, raw in request.headers:
             if b"_" in name:
                 continue
@@ -196,35 +296,39 @@ class EnvironBuilder:
                 environ[key] = environ[key] + separator + value
             else:
                 environ[key] = value
-            if name in _PROXY_NAMES:
+            if name in proxy_names:
                 proxied = True
-        host = environ.get("HTTP_HOST")
-        if host:
+        if authority is not None:
+            _use_authority(environ, target, authority)
+        elif environ.get("HTTP_HOST"):
             environ["SERVER_NAME"], environ["SERVER_PORT"] = split_host(
-                host, environ["SERVER_PORT"]
+                environ["HTTP_HOST"], environ["SERVER_PORT"]
             )
         if proxied and environ["cotyledon.trusted_peer"]:
             self._apply_proxy_headers(environ)
         return environ
 
     def _apply_proxy_headers(self, environ: dict[str, Any]) -> None:
-        forwarded = environ.get("HTTP_FORWARDED")
-        if forwarded:
-            params = _parse_forwarded(forwarded)
-            client = params.get("for")
-            if client:
-                environ["REMOTE_ADDR"] = split_host(client, "")[0]
-                environ.pop("REMOTE_PORT", None)
-            proto = params.get("proto", "").lower()
-            if proto in ("http", "https"):
-                environ["wsgi.url_scheme"] = proto
-            return
-        xff = environ.get("HTTP_X_FORWARDED_FOR")
-        if xff:
-            client = _forwarded_client(xff, self.trust)
-            if client:
-                environ["REMOTE_ADDR"] = client
-                environ.pop("REMOTE_PORT", None)
-        proto = environ.get("HTTP_X_FORWARDED_PROTO", "").split(",")[-1].strip().lower()
+        if self._rfc7239:
+            elements = parse_forwarded(environ.get("HTTP_FORWARDED", ""))
+            hops = [element.get("for", "") for element in elements]
+            proto = elements[-1].get("proto", "") if elements else ""
+        else:
+            xff = environ.get("HTTP_X_FORWARDED_FOR", "").split(",")
+            hops = [hop for hop in xff if hop.strip()]
+            proto = environ.get("HTTP_X_FORWARDED_PROTO", "").rsplit(",", 1)[-1]
+        client = forwarded_client(hops, self.trust)
+        if client is not None:
+            environ["REMOTE_ADDR"] = client
+            environ.pop("REMOTE_PORT", None)
+        proto = proto.strip().lower()
         if proto in ("http", "https"):
             environ["wsgi.url_scheme"] = proto
+
+
+def _use_authority(environ: dict[str, Any], target: bytes, authority: bytes) -> None:
+    """RFC 9112 §3.2.2: an absolute-form target's authority replaces the Host field."""
+    environ["HTTP_HOST"] = host = authority.decode("latin-1")
+    scheme = target[: target.find(b"://")].lower()
+    default_port = _DEFAULT_PORTS.get(scheme, environ["SERVER_PORT"])
+    environ["SERVER_NAME"], environ["SERVER_PORT"] = split_host(host, default_port)

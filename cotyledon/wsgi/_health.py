@@ -10,17 +10,27 @@ non-blocking; the master's event loop adds :meth:`HealthServer.read_fds` and
 :meth:`handle_writable` for the ready ones, and wakes up at :meth:`next_deadline` (only
 while a connection is open) to :meth:`expire` slow clients. Requests are parsed by our
 sans-IO :class:`~cotyledon.wsgi._http_protocol.ServerConnection` with small limits; one
-request per connection (``Connection: close``); at most ``max_connections`` at once
-(further clients wait in the kernel backlog).
+request per connection (``Connection: close``).
 
-Must not: log at DEBUG or above for each request, run application code, or serve on a
-non-loopback address unless told to (the page shows pids, paths and sys.path).
+Bounded: each connection has ``timeout`` seconds to send its request and read the page;
+at most ``max_connections`` are open at once, and a client arriving at that cap closes
+the oldest connection still waiting for its request (idle clients cannot lock the page
+out; clients arrive in the kernel backlog while every connection is being answered).
+When ``accept()`` fails for want of resources (EMFILE, ENFILE, ENOBUFS, ENOMEM), the
+listener leaves :meth:`read_fds` for :data:`ACCEPT_PAUSE` seconds (a busy loop
+otherwise: the pending client keeps it readable), with one WARNING per
+:data:`WARN_EVERY` seconds and an INFO line once accepting works again.
+
+Must not: log at DEBUG or above for each request (only for a shortage of resources),
+run application code, or serve on a non-loopback address unless told to (the page shows
+pids, paths and sys.path).
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import logging
 import os
 import platform
 import socket
@@ -60,7 +70,15 @@ from cotyledon.wsgi._scoreboard import (
     Totals,
 )
 
+LOG = logging.getLogger("cotyledon.wsgi.status")
+
 DEFAULT_HOST = "127.0.0.1"
+#: Seconds the listener rests after accept() ran out of fds or memory.
+ACCEPT_PAUSE = 1.0
+#: At most one warning per this many seconds while accept() keeps failing.
+WARN_EVERY = 60.0
+#: accept() errors that mean "out of resources": pause, do not spin.
+_SHORTAGE = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 # A status request is a tiny GET: small limits keep a hostile client cheap for the master.
 HEALTH_LIMITS = Limits(
     max_request_line=2048,
@@ -112,7 +130,8 @@ class HealthServer:
     :param port: port to bind; 0 picks a free one (read it back from :attr:`address`).
     :param sock: an already bound listening socket to use instead.
     :param timeout: seconds a client has to send its request and read the response.
-    :param max_connections: connections served at once.
+    :param max_connections: connections open at once; one more closes the oldest that
+        has not sent its request yet.
     """
 
     def __init__(
@@ -133,7 +152,11 @@ class HealthServer:
         self._clock = clock
         self._timeout = timeout
         self._max_connections = max_connections
-        self._conns: dict[int, _Conn] = {}
+        self._conns: dict[int, _Conn] = {}  # in accept order (the oldest first)
+        self._paused_until: float | None = None  # accept() ran short of resources
+        self._warned_at: float | None = None  # the last shortage warning
+        self._warned = False  # that warning awaits its "accepting again"
+        self._failures = 0  # accept() failures since that warning
         if sock is None:
             sock = _bind(host, port, backlog)
         sock.setblocking(False)
@@ -152,9 +175,10 @@ class HealthServer:
         return str(host), int(port)
 
     def read_fds(self) -> list[int]:
-        """Fds to watch for reading: the listener (below the connection cap) and clients."""
+        """Fds to watch for reading: clients, and the listener unless accepting is paused
+        (resources short) or every connection is busy sending a response."""
         fds = [fd for fd, c in self._conns.items() if not c.done]
-        if len(self._conns) < self._max_connections:
+        if self._paused_until is None and (fds or len(self._conns) < self._max_connections):
             fds.append(self._listener.fileno())
         return fds
 
@@ -163,8 +187,12 @@ class HealthServer:
         return [fd for fd, c in self._conns.items() if c.out]
 
     def next_deadline(self) -> float | None:
-        """When the oldest open connection times out; None when idle (no wake-up needed)."""
-        return min((c.deadline for c in self._conns.values()), default=None)
+        """When the oldest open connection times out or accepting resumes; None when idle
+        (no wake-up needed)."""
+        times = [c.deadline for c in self._conns.values()]
+        if self._paused_until is not None:
+            times.append(self._paused_until)
+        return min(times, default=None)
 
     def handle_readable(self, fd: int | None = None) -> None:
         """Accept (``fd`` is the listener or None) or read from a client connection."""
@@ -192,12 +220,20 @@ class HealthServer:
                 self.handle_readable(fd)
 
     def expire(self, now: float | None = None) -> int:
-        """Close connections past their deadline; return how many."""
+        """Close connections past their deadline, end an accept pause that is over;
+        return how many connections were closed."""
         now = self._clock() if now is None else now
         late = [fd for fd, c in self._conns.items() if c.deadline <= now]
         for fd in late:
             self._close(fd)
+        if self._paused_until is not None and self._paused_until <= now:
+            self._paused_until = None  # the listener is offered again: accept() retries
         return len(late)
+
+    @property
+    def accept_paused(self) -> bool:
+        """True while accepting rests after a shortage of fds or memory."""
+        return self._paused_until is not None
 
     def close(self) -> None:
         """Close every connection and the listener."""
@@ -208,7 +244,10 @@ class HealthServer:
     # -- internals -------------------------------------------------------------------------
 
     def _accept(self) -> None:
-        while len(self._conns) < self._max_connections:
+        # Readable: a client is waiting. At the cap, the oldest idle connection makes room.
+        if len(self._conns) >= self._max_connections and not self._close_oldest_idle():
+            return
+        while self._paused_until is None and len(self._conns) < self._max_connections:
             try:
                 sock, _ = self._listener.accept()
             except (BlockingIOError, InterruptedError):
@@ -216,9 +255,44 @@ class HealthServer:
             except OSError as exc:
                 if exc.errno in (errno.ECONNABORTED, errno.EPROTO):
                     continue
-                raise  # EMFILE and friends: the master's loop decides
+                self._pause(exc)
+                return
+            self._accepted()
             sock.setblocking(False)
             self._conns[sock.fileno()] = _Conn(sock, self._clock() + self._timeout)
+
+    def _close_oldest_idle(self) -> bool:
+        """Close the oldest connection still waiting for its request; False: none."""
+        idle = next((fd for fd, c in self._conns.items() if not c.done), None)
+        if idle is None:
+            return False  # every connection is being answered: new clients wait
+        self._close(idle)
+        return True
+
+    def _pause(self, exc: OSError) -> None:
+        """accept() failed for want of resources (or oddly): rest instead of spinning."""
+        now = self._clock()
+        self._paused_until = now + ACCEPT_PAUSE
+        self._failures += 1
+        if self._warned_at is not None and now - self._warned_at < WARN_EVERY:
+            return
+        what = "out of resources" if exc.errno in _SHORTAGE else "unexpected error"
+        more = f"; {self._failures - 1} more failure(s) since the last warning"
+        LOG.warning(
+            "Status page: accept() failed (%s: %s); new connections wait, retried every %gs%s",
+            what,
+            exc,
+            ACCEPT_PAUSE,
+            more if self._failures > 1 else "",
+        )
+        self._warned_at = now
+        self._warned = True
+        self._failures = 0
+
+    def _accepted(self) -> None:
+        if self._warned:
+            LOG.info("Status page: accepting connections again")
+            self._warned = False
 
     def _read(self, conn: _Conn) -> None:
         try:

@@ -31,23 +31,21 @@ _CHUNK_LINE_RE = re.compile(
 #: Longest chunk-size line (size and extensions) we accept.  Extensions carry no meaning for
 #: us; a long line is an abuse (CVE-2025-22871 class) and is refused.
 MAX_CHUNK_LINE = 4096
-# Fields that must never appear in a trailer section (RFC 9110 §6.5.1): framing, routing,
-# and the fields that would change how the request is understood.
+# Trailer fields are read, checked and dropped: the app never sees them (PEP 3333 has no
+# place for them), so most fields are harmless there.  Refused (RFC 9110 §6.5.1) are those
+# that would change how this message or the connection is framed or routed if anything
+# between the client and us merged trailers into the header section: framing, routing,
+# and the hop-by-hop connection fields.
 _FORBIDDEN_TRAILERS = frozenset(
     (
         b"content-length",
         b"transfer-encoding",
-        b"host",
-        b"content-type",
-        b"content-encoding",
-        b"content-range",
         b"trailer",
-        b"expect",
+        b"host",
         b"connection",
+        b"keep-alive",
+        b"upgrade",
         b"te",
-        b"authorization",
-        b"cookie",
-        b"set-cookie",
     )
 )
 

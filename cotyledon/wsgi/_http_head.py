@@ -82,7 +82,9 @@ _HOST_RE = re.compile(
     rb"(?:\[[0-9A-Za-z:.\-_~!$&'()*+,;=%]+\]|[0-9A-Za-z.\-_~!$&'()*+,;=%]*)(?::[0-9]*)?"
 )
 # RFC 9112 §3.2.2 absolute-form, RFC 3986 §3: scheme "://" authority [path-abempty [?query]]
-_ABSOLUTE_RE = re.compile(rb"[A-Za-z][A-Za-z0-9+.\-]*://[^/?#]+(?:[/?].*)?")
+_ABSOLUTE_RE = re.compile(rb"([A-Za-z][A-Za-z0-9+.\-]*)://([^/?#]+)(?:[/?].*)?")
+# RFC 9110 §4.2: the http and https URI schemes are the only ones an origin server serves.
+_SCHEMES = frozenset((b"http", b"https"))
 
 
 def connection_tokens(value: bytes) -> list[bytes]:
@@ -165,11 +167,12 @@ class HeadReader:
         if not self._head_done:
             raise RemoteProtocolError("malformed request head")
         request_line = bytes(buf[:line_end])
+        # Checked before the head leaves the buffer: a refused head stays there to be logged.
+        request = self._build_request(request_line, head_len)
         if head_len == len(buf):
             buf.clear()
         else:
             del buf[:head_len]
-        request = self._build_request(request_line, head_len)
         self._reset()
         return request
 
@@ -204,6 +207,11 @@ class HeadReader:
                 raise RemoteProtocolError("CONNECT is not supported", 501)
         self._method = method
         parser = self._parser = httptools.HttpRequestParser(self)
+        # llhttp reads "chunked" followed by SP as chunked but "chunked" followed by HTAB as
+        # another coding and refuses it; RFC 9110 §5.5 strips both (OWS).  We decide the
+        # framing ourselves from the stripped values (``_body_length``), so llhttp's own
+        # Transfer-Encoding verdict is not needed.
+        parser.set_dangerous_leniencies(lenient_transfer_encoding=True)
         if method not in _LLHTTP_METHODS:
             parser.feed_data(b"GET")
             self._fed = space
@@ -386,8 +394,17 @@ def _check_target(method: bytes, target: bytes) -> None:
         if method != b"OPTIONS":
             raise RemoteProtocolError("asterisk-form request target is only for OPTIONS")
         return
-    if _ABSOLUTE_RE.fullmatch(target) is None:
+    match = _ABSOLUTE_RE.fullmatch(target)
+    if match is None:
         raise RemoteProtocolError("invalid request target")
+    if match.group(1).lower() not in _SCHEMES:
+        raise RemoteProtocolError("request target scheme is not http or https")
+    # RFC 9110 §4.2.4: userinfo is deprecated and a recipient SHOULD treat it as an error;
+    # §4.2.1: an http(s) URI with an empty host MUST be rejected.  The authority replaces
+    # Host (RFC 9112 §3.2.2), so it obeys the same syntax.
+    authority = match.group(2)
+    if b"@" in authority or authority[:1] == b":" or _HOST_RE.fullmatch(authority) is None:
+        raise RemoteProtocolError("invalid authority in the request target")
 
 
 def _check_transfer_encoding(values: list[bytes]) -> None:

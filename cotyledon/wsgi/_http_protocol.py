@@ -387,6 +387,20 @@ class ServerConnection:
             raise self._local_error("a 204 or 304 response has no body")
         return b""
 
+    def send_data_parts(self, data: bytes) -> list[bytes]:
+        """Like ``send_data()``, without copying ``data``: the buffers to send, in order.
+
+        ``data`` itself is one of them, with the chunk framing (when chunked) as separate
+        small buffers around it; ``[]`` when nothing is to be sent (empty data, a HEAD
+        request).  For large bodies, sent with ``socket.sendmsg()`` or one send each.
+
+        :raises LocalProtocolError: as ``send_data()``.
+        """
+        if self._resp_mode == _CHUNKED and self.our_state is _SEND_BODY:
+            return [b"%x\r\n" % len(data), data, b"\r\n"] if data else []
+        framed = self.send_data(data)
+        return [framed] if framed else []
+
     def send_data_external(self, count: int) -> None:
         """Account for ``count`` body bytes the caller sent itself (``sendfile``).
 
@@ -421,7 +435,11 @@ class ServerConnection:
         return b""
 
     def error_response(
-        self, exc: HTTPError, headers: list[tuple[bytes, bytes]] | None = None
+        self,
+        exc: HTTPError,
+        headers: list[tuple[bytes, bytes]] | None = None,
+        *,
+        head_unsent: bool = False,
     ) -> bytes:
         """Return a complete small response for ``exc`` (text body, ``Connection: close``).
 
@@ -430,8 +448,10 @@ class ServerConnection:
         answers.  After this the connection is in ``State.ERROR``.
 
         :param headers: extra headers (Date, Server), validated like the application's.
+        :param head_unsent: the caller never sent a byte of the response it was building
+            (the head handed out is dropped), so this still answers.
         """
-        started = self._head_sent
+        started = self._head_sent and not head_unsent
         self.their_state = _ERROR
         self.our_state = _ERROR
         if started:

@@ -19,7 +19,7 @@ from collections.abc import Mapping, MutableMapping, Sequence
 
 from cotyledon.wsgi._bind import Bind, FDBind, SystemdBind, TCPBind, UnixBind, format_bind
 
-__all__ = ["Listener", "ListenerError", "close_listeners", "open_listeners"]
+__all__ = ["Listener", "ListenerError", "check_listeners", "close_listeners", "open_listeners"]
 
 
 class ListenerError(OSError):
@@ -253,3 +253,18 @@ def close_listeners(listeners: Sequence[Listener]) -> None:
         if listener.owned_path is not None:
             with contextlib.suppress(FileNotFoundError, OSError):
                 os.unlink(listener.owned_path)
+
+
+def check_listeners(
+    binds: Sequence[Bind], *, backlog: int = 2048, environ: Mapping[str, str] | None = None
+) -> None:
+    """Open every bind as :func:`open_listeners` would, then close them again
+    (``--check-config``): a busy port, a live Unix socket or an ``fd://N`` that is not an
+    open listening socket raises :class:`ListenerError` naming it. Inherited sockets
+    (``fd://``, systemd) are left open.
+    """
+    listeners = open_listeners(binds, backlog=backlog, environ=environ)
+    close_listeners([lsn for lsn in listeners if _owned(lsn)])
+    for listener in listeners:
+        if not _owned(listener):
+            listener.sock.detach()  # the fd stays open: it is not ours to close

@@ -9,7 +9,13 @@ extension (:mod:`cotyledon._extension`). It
 * watches heartbeats: a worker silent for longer than ``--timeout`` gets its thread
   stacks dumped to the log (SIGUSR2 + SIGCONT, for a stopped one), then SIGKILL after
   :data:`~cotyledon.wsgi._stackdump.DUMP_GRACE`; the supervisor respawns it;
-* remembers each slot's last restart and why (reload, recycling, crash, hung);
+* remembers each slot's last restart and why (reload, recycling, crash, hung); a
+  replacement counts once its new process has entered run(), and one that is aborted
+  (the new process failed to start) counts nothing: the old process keeps its slot;
+* logs a worker's abnormal death (killed by a signal: ERROR; a non-zero exit status:
+  WARNING) with its worker id, pid and signal or status, beside the core's INFO line
+  ("Child ... killed by signal ...", kept as in 2.x); a worker stopped on request
+  (status 0 or SIGTERM) or by a fast exit (SIGINT) is not logged;
 * serves the status page (``--status-port``) from the master's event loop;
 * SIGUSR1: reopens the master's log files and passes the signal to the workers (they
   reopen theirs and the access log); SIGTTIN / SIGTTOU: one worker more / fewer.
@@ -29,6 +35,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from cotyledon._utils import signal_to_name
 from cotyledon.types import ServiceId, WorkerId
 from cotyledon.wsgi import _hung, _logfiles, _memory
 from cotyledon.wsgi._config import ServerConfig
@@ -92,6 +99,7 @@ class WSGIMaster:
         self._current: dict[WorkerId, int] = {}  # worker id -> pid in its slot
         self._pending: dict[WorkerId, int] = {}  # worker id -> slot claimed for a fork
         self._why: dict[WorkerId, str] = {}  # worker id -> why its next process comes
+        self._replacing: dict[WorkerId, str] = {}  # worker id -> why, until replaced/aborted
         self.restarts: dict[str, int] = {}
         self.last_restart: dict[int, tuple[str, float]] = {}  # worker id -> (why, when)
 
@@ -145,8 +153,8 @@ class WSGIMaster:
         self._workers[pid] = _Worker(worker_id, index)
         self._current[worker_id] = pid
         why = self._why.pop(worker_id, None)
-        if why is not None:
-            self._count_restart(worker_id, why)
+        if why is not None and worker_id not in self._replacing:
+            self._count_restart(worker_id, why)  # a replacement counts in on_replaced()
 
     def on_replacing(self, service_id: ServiceId, worker_id: WorkerId, reason: str) -> None:
         if not self._ours(service_id):
@@ -154,7 +162,25 @@ class WSGIMaster:
         why = (reason or "replace").split(":")[0]
         if why == "reload" and worker_id == min(self._current, default=worker_id):
             self.generation += 1  # a reload replaces every worker, lowest id first
-        self._why[worker_id] = why
+        self._replacing[worker_id] = why
+
+    def on_replaced(self, service_id: ServiceId, worker_id: WorkerId, old_pid: int | None) -> None:
+        if not self._ours(service_id):
+            return
+        why = self._replacing.pop(worker_id, None)
+        if why is not None:
+            self._count_restart(worker_id, why)
+
+    def on_replace_aborted(
+        self, service_id: ServiceId, worker_id: WorkerId, old_pid: int | None
+    ) -> None:
+        """The old process keeps its slot: no restart, and its row keeps its history."""
+        if not self._ours(service_id):
+            return
+        self._replacing.pop(worker_id, None)
+        self._why.pop(worker_id, None)  # the failed new process is no crash of the slot
+        if old_pid is not None and old_pid in self._workers:
+            self._current[worker_id] = old_pid
 
     def on_exited(
         self, service_id: ServiceId, worker_id: WorkerId, pid: int, exit_code: int
@@ -163,11 +189,33 @@ class WSGIMaster:
         if worker is None:
             return
         self.board.release(worker.index)
+        self._log_death(worker, pid, exit_code)
         if self._current.get(worker_id) != pid:
             return  # an old worker of a replacement, or a surplus one
         del self._current[worker_id]
         if worker.dump_kill_at is None:
             self._why.setdefault(worker_id, "crashed" if exit_code else "exited")
+
+    def _log_death(self, worker: _Worker, pid: int, exit_code: int) -> None:
+        """An abnormal death, at a level a log filtered at WARNING keeps (see the module
+        docstring); the core's INFO line stays as it was for drop-in compatibility."""
+        if exit_code in (0, -signal.SIGTERM) or getattr(self.manager, "_fast_exit", False):
+            return
+        if exit_code > 0:
+            LOG.warning(
+                "Worker %d (pid %d) exited with status %d", worker.worker_id, pid, exit_code
+            )
+            return
+        hint = ""
+        if exit_code == -signal.SIGKILL and worker.dump_kill_at is None:
+            hint = " (out of memory? killed from outside?)"
+        LOG.error(
+            "Worker %d (pid %d) killed by signal %s%s",
+            worker.worker_id,
+            pid,
+            signal_to_name(-exit_code),
+            hint,
+        )
 
     def on_signal(self, signum: int) -> None:
         if signum == signal.SIGUSR1:
@@ -184,9 +232,16 @@ class WSGIMaster:
     def _resize(self, workers: int) -> None:
         limit = self.board.capacity - self.config.max_surge
         if not 1 <= workers <= limit:
-            LOG.warning("Staying at %d workers (between 1 and %d)", self.workers, limit)
+            LOG.warning(
+                "Staying at %d worker%s (between 1 and %d)",
+                self.workers,
+                "" if self.workers == 1 else "s",
+                limit,
+            )
             return
-        LOG.info("Going from %d to %d workers", self.workers, workers)
+        LOG.info(
+            "Going from %d to %d worker%s", self.workers, workers, "" if workers == 1 else "s"
+        )
         self.workers = workers
         if self.manager is not None and self.service_id is not None:
             self.manager.reconfigure(self.service_id, workers)

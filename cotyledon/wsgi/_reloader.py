@@ -13,6 +13,14 @@ thread (and at least every ``interval`` to pick up new imports); ``os.stat`` sta
 what changed in both, so a write made while a watch is being armed is not lost. Both
 debounce: a burst of writes (an editor saving several files) gives one call.
 
+Never watched, even when a glob matches them: the server's own log files (the
+``ignore_paths`` given, e.g. ``--access-log-file`` and ``--error-log-file``, and every
+``logging.FileHandler`` of the process), ``__pycache__`` and ``.git`` (and what lies
+under them), and editor files (``*.swp``, ``*.swx``, ``*~``, ``.#*``, vim's ``4913``
+probe). watchfiles wakes the thread only for watched files, and its own loggers are set
+to WARNING: its "N changes detected" INFO line, written to a log file in a watched
+directory, was itself a change, forever.
+
 Where it runs: in a worker (the master never imports the app), as a daemon thread; its
 ``on_change`` sends SIGHUP to the master, whose rollout coalesces duplicates. Must not:
 import or reload application code itself, signal anything itself, or run in the master's
@@ -21,6 +29,7 @@ event loop.
 
 from __future__ import annotations
 
+import fnmatch
 import glob
 import logging
 import os
@@ -34,6 +43,30 @@ LOG = logging.getLogger(__name__)
 ChangeCallback = Callable[[list[str]], None]
 ErrorCallback = Callable[[str, BaseException], None]
 _Stamp = tuple[int, int]  # (mtime_ns, size); (-1, -1) when missing
+
+
+#: Directories whose content is never source (path components).
+IGNORED_DIRS = frozenset({"__pycache__", ".git"})
+#: Editor swap, backup and lock files (basename patterns); 4913: vim's write probe.
+IGNORED_NAMES = ("*.swp", "*.swx", "*.swo", "*~", ".#*", "4913")
+
+
+def is_ignored(path: str, ignore_paths: Iterable[str] = ()) -> bool:
+    """True for a path the reloader never watches (see the module docstring)."""
+    absolute = os.path.abspath(path)
+    if absolute in {os.path.abspath(p) for p in ignore_paths}:
+        return True
+    parts = absolute.split(os.sep)
+    if IGNORED_DIRS.intersection(parts):
+        return True
+    return any(fnmatch.fnmatchcase(parts[-1], pattern) for pattern in IGNORED_NAMES)
+
+
+def log_file_paths() -> list[str]:
+    """Paths of this process's logging file handlers (``--error-log-file``)."""
+    from cotyledon.wsgi._logfiles import file_handlers  # noqa: PLC0415
+
+    return [h.baseFilename for h in file_handlers()]
 
 
 def imported_files() -> list[str]:
@@ -118,6 +151,9 @@ class Reloader:
         module list (watchfiles backend).
     :param backend: ``"auto"`` (watchfiles if importable), ``"watchfiles"`` or ``"poll"``.
     :param module_files: what to watch besides ``extra_paths`` (default: imported modules).
+    :param ignore_paths: files never watched (the server's log files; None entries are
+        skipped), besides the process's logging file handlers and :func:`is_ignored`'s
+        directories and editor files.
     """
 
     def __init__(
@@ -129,6 +165,7 @@ class Reloader:
         interval: float = 1.0,
         backend: str = "auto",
         module_files: Callable[[], Iterable[str]] = imported_files,
+        ignore_paths: Iterable[str | None] = (),
     ) -> None:
         if backend not in ("auto", "watchfiles", "poll"):
             msg = f"'backend' must be 'auto', 'watchfiles' or 'poll', not: {backend!r}"
@@ -141,6 +178,7 @@ class Reloader:
         self._extra = list(extra_paths)
         self._interval = interval
         self._module_files = module_files
+        self._ignore = [p for p in ignore_paths if p and p != "-"]
         self._stamps: dict[str, _Stamp] = {}
         self._pending: set[str] = set()
         self._stop = threading.Event()
@@ -168,8 +206,24 @@ class Reloader:
     # -- one step (also what tests drive) --------------------------------------------------
 
     def watched(self) -> list[str]:
-        """Every file watched now."""
-        return sorted(set(self._module_files()) | set(expand_paths(self._extra)))
+        """Every file watched now (ignored ones left out)."""
+        ignore = [*self._ignore, *log_file_paths()]
+        paths = set(self._module_files()) | set(expand_paths(self._extra))
+        return sorted(p for p in paths if not is_ignored(p, ignore))
+
+    def _wakes(self, files: set[str]) -> Callable[[object, str], bool]:
+        """watchfiles' filter: wake for a watched file or a new match of a glob."""
+        globs = [os.path.abspath(p) for p in self._extra if any(c in p for c in "*?[")]
+        ignore = [*self._ignore, *log_file_paths()]
+
+        def wakes(_change: object, path: str) -> bool:
+            path = os.path.abspath(path)
+            if path in files:
+                return True
+            matches = any(fnmatch.fnmatchcase(path, pattern) for pattern in globs)
+            return matches and not is_ignored(path, ignore)
+
+        return wakes
 
     def scan_nowait(self) -> list[str]:
         """Stat every watched file once; return those changed since the previous scan.
@@ -214,6 +268,8 @@ class Reloader:
     def _run_watchfiles(self) -> None:
         import watchfiles  # noqa: PLC0415 - optional dependency
 
+        for name in ("watchfiles", "watchfiles.main"):  # "N changes detected" is INFO
+            logging.getLogger(name).setLevel(logging.WARNING)
         while not self._stop.is_set():
             files = set(self.watched())
             dirs = sorted({os.path.dirname(f) for f in files if os.path.isdir(os.path.dirname(f))})
@@ -222,7 +278,7 @@ class Reloader:
                 continue
             for _changes in watchfiles.watch(
                 *dirs,
-                watch_filter=None,
+                watch_filter=self._wakes(files),
                 debounce=300,
                 step=50,
                 stop_event=self._stop,

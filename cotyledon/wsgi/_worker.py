@@ -70,6 +70,7 @@ from cotyledon.wsgi import (
 from cotyledon.wsgi._config import ServerConfig
 from cotyledon.wsgi._connection import Connection, RequestHandler
 from cotyledon.wsgi._environ import EnvironBuilder
+from cotyledon.wsgi._http_events import HTTPError
 from cotyledon.wsgi._recycler import Recycler
 from cotyledon.wsgi._recycling import RecyclePolicy
 from cotyledon.wsgi._scoreboard import Scoreboard, SlotStatus, SlotWriter
@@ -86,10 +87,6 @@ OVERLOADED = (
     b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
     b"Content-Length: 20\r\nConnection: close\r\nRetry-After: 1\r\n\r\n"
     b"Service Unavailable\n"
-)
-TIMED_OUT = (
-    b"HTTP/1.1 408 Request Timeout\r\nContent-Type: text/plain\r\n"
-    b"Content-Length: 16\r\nConnection: close\r\n\r\nRequest Timeout\n"
 )
 
 
@@ -145,6 +142,7 @@ class Server:
         self._builder = EnvironBuilder(
             root_path=config.root_path,
             forwarded_allow_ips=config.forwarded_allow_ips,
+            forwarded_headers=config.forwarded_headers,
             multithread=config.threads > 1,
             multiprocess=config.workers > 1,
             file_wrapper=FileWrapper,
@@ -467,12 +465,12 @@ class Server:
             self._expire(conn)
 
     def _expire(self, conn: Connection) -> None:
-        """Close an idle ``conn``: 408 when a request had begun (selector thread)."""
-        if conn.pending is not None:  # its body came too slowly: 408, counted
+        """Close an idle ``conn``: 408, logged and counted, when a request had begun
+        (selector thread)."""
+        if conn.pending is not None:  # its body came too slowly
             self.handler.expire(conn)
         elif conn.head_started:  # part of a head came, too slowly
-            with contextlib.suppress(OSError):
-                conn.sock.send(TIMED_OUT)
+            self.handler.refuse(conn, HTTPError("request head timed out", 408), nowait=True)
         conn.drain = False  # never block the selector thread
         self._forget(conn)
 
@@ -516,9 +514,9 @@ class WSGIService(cotyledon.Service):
         self.config = config
         self.graceful_shutdown_timeout = int(config.graceful_timeout) + 2  # type: ignore[misc]
         if isinstance(app, str):
-            from cotyledon.wsgi._app_loader import load_app  # noqa: PLC0415
+            from cotyledon.wsgi._app_loader import load_app_in_worker  # noqa: PLC0415
 
-            app = load_app(app, pythonpath=config.pythonpath)
+            app = load_app_in_worker(app, pythonpath=config.pythonpath)
         assert callable(app)
         self.access_log = _open_access_log(config)
         self.recycler = _make_recycler(config, worker_id)
@@ -640,7 +638,8 @@ def _make_reloader(config: ServerConfig) -> Any:
         return None
     from cotyledon.wsgi._reloader import Reloader  # noqa: PLC0415 - development only
 
-    return Reloader(_code_changed, extra_paths=config.reload_extra_file)
+    logs = (config.access_log_file, config.error_log_file)
+    return Reloader(_code_changed, extra_paths=config.reload_extra_file, ignore_paths=logs)
 
 
 def _code_changed(paths: list[str]) -> None:

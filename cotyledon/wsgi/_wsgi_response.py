@@ -159,10 +159,16 @@ def close_iterable(result: Any) -> None:
 
 
 def known_length(result: Any) -> int | None:
-    """Body length of a list/tuple of bytes (the common case), else None."""
-    if type(result) in (list, tuple):
-        try:
-            return sum(len(chunk) for chunk in result)
-        except TypeError:
+    """Body length of a list/tuple of bytes (the common case), else None.
+
+    None as well when an item is not bytes (a ``str``...): the driver then refuses that item
+    before it builds the head, so the app's mistake becomes a 500, not a cut connection.
+    """
+    if type(result) not in (list, tuple):
+        return None
+    total = 0
+    for chunk in result:
+        if type(chunk) is not bytes and type(chunk) is not bytearray:
             return None
-    return None
+        total += len(chunk)
+    return total

@@ -1,6 +1,6 @@
 """A socket-activated cotyledon program: systemd owns the listening socket, we serve it.
 
-Pair it with ``cotyledon-demo.socket`` (``FileDescriptorName=web``), or try it without
+Pair it with ``cotyledon-greeter.socket`` (``FileDescriptorName=web``), or try it without
 systemd::
 
     systemd-socket-activate -l 127.0.0.1:8080 --fdname=web \\

@@ -3,6 +3,7 @@ master's: every byte goes through HealthServer.read_fds/write_fds/handle_*."""
 
 from __future__ import annotations
 
+import errno
 import http.client
 import json
 import math
@@ -16,6 +17,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from cotyledon.wsgi._health import (
+    ACCEPT_PAUSE,
     DEFAULT_HOST,
     HealthServer,
     collect_sysinfo,
@@ -242,20 +244,88 @@ def test_response_larger_than_the_socket_buffer(serve: Callable[..., HealthServe
     assert snapshot_from_json(body) == big
 
 
-def test_connection_cap_defers_extra_clients(serve: Callable[..., HealthServer]) -> None:
-    server = serve(max_connections=1)
-    with socket.create_connection(server.address, timeout=20) as hog:
-        hog.sendall(b"GET / HTTP/1.1\r\n")  # incomplete: holds the only slot
-        # A second client waits in the backlog until the first is done, then is served.
-        result: list[int] = []
-        waiter = threading.Thread(target=lambda: result.append(get(server, "/json")[0]))
-        waiter.start()
-        waiter.join(timeout=0.3)
-        assert result == []
-        hog.sendall(b"Host: x\r\n\r\n")
-        assert hog.recv(12) == b"HTTP/1.1 200"
-    waiter.join(timeout=20)
-    assert result == [200]
+def test_connection_cap_closes_the_oldest_idle_client(serve: Callable[..., HealthServer]) -> None:
+    """Idle clients cannot lock the page out: one more at the cap closes the oldest."""
+    server = serve(max_connections=2)
+    with (
+        socket.create_connection(server.address, timeout=20) as oldest,
+        socket.create_connection(server.address, timeout=20) as newer,
+    ):
+        oldest.sendall(b"GET / HTTP/1.1\r\n")  # incomplete: idle
+        newer.sendall(b"GET / HTTP/1.1\r\n")
+        assert get(server, "/json")[0] == 200
+        assert closed(oldest)  # to make room
+        newer.sendall(b"Host: x\r\n\r\n")  # the newer one was kept
+        assert newer.recv(12) == b"HTTP/1.1 200"
+
+
+def closed(sock: socket.socket) -> bool:
+    """True when the server closed ``sock`` (EOF, or a reset: it had unread bytes)."""
+    try:
+        return sock.recv(1) == b""
+    except ConnectionResetError:
+        return True
+
+
+class ShortListener:
+    """A listening socket whose accept() fails with ``errno`` until ``fail`` is cleared."""
+
+    def __init__(self, code: int) -> None:
+        self.real = socket.create_server(("127.0.0.1", 0))
+        self.code = code
+        self.fail = True
+
+    def fileno(self) -> int:
+        return self.real.fileno()
+
+    def setblocking(self, flag: bool) -> None:
+        self.real.setblocking(flag)
+
+    def getsockname(self) -> tuple[str, int]:
+        return self.real.getsockname()  # type: ignore[no-any-return]
+
+    def accept(self) -> tuple[socket.socket, object]:
+        if self.fail:
+            raise OSError(self.code, os.strerror(self.code))
+        return self.real.accept()
+
+    def close(self) -> None:
+        self.real.close()
+
+
+@pytest.mark.parametrize("code", [errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM])
+def test_accept_out_of_resources_rests_and_warns_once(
+    code: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    now = [100.0]
+    listener = ShortListener(code)
+    server = HealthServer(small_snapshot, sock=listener, clock=lambda: now[0])  # type: ignore[arg-type]
+    with socket.create_connection(server.address, timeout=20) as client, caplog.at_level("INFO"):
+        for _ in range(3):  # three failed rounds, a pause after each
+            assert listener.fileno() in server.read_fds()
+            server.dispatch([listener.fileno()])  # no traceback out of it
+            assert listener.fileno() not in server.read_fds()
+            assert server.next_deadline() == now[0] + ACCEPT_PAUSE
+            now[0] += ACCEPT_PAUSE / 2
+            server.expire()
+            assert server.accept_paused
+            now[0] += ACCEPT_PAUSE / 2
+            server.expire()
+            assert not server.accept_paused
+        warnings = [r for r in caplog.records if r.levelname == "WARNING"]
+        assert len(warnings) == 1
+        assert os.strerror(code) in warnings[0].getMessage()
+        listener.fail = False  # fds freed: the next round accepts, and says so once
+        server.dispatch([listener.fileno()])
+        assert server.next_deadline() == now[0] + 5.0  # the client's own deadline
+        assert caplog.records[-1].getMessage() == "Status page: accepting connections again"
+        client.sendall(b"GET /json HTTP/1.1\r\nHost: x\r\n\r\n")
+        for fd in server.read_fds():
+            if fd != listener.fileno():
+                select.select([fd], [], [], 20)
+                server.dispatch([fd])
+        assert client.recv(12) == b"HTTP/1.1 200"
+    server.close()
 
 
 def test_snapshot_from_a_real_scoreboard(serve: Callable[..., HealthServer]) -> None:

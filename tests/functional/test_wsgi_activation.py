@@ -22,7 +22,7 @@ from tests.support.processes import Program
 
 pytestmark = pytest.mark.timeout(90)
 
-LISTENING = r"Listening at (\S+) \((\d+) workers, (\d+) threads\)"
+LISTENING = r"Listening at (\S+) \((\d+) workers?, (\d+) threads?\)"
 SERVER = [sys.executable, "-m", "cotyledon.wsgi", "-w", "2", "examples.wsgi.hello:app"]
 
 # fd N -> fd 3, LISTEN_* for the pid that exec keeps, then exec the server.

@@ -20,7 +20,8 @@ from typing import Any
 import pytest
 
 from tests.functional.wsgi_helpers import RawClient
-from tests.support.processes import Program, wait_for
+from tests.support.fake_notify import FakeNotifySocket
+from tests.support.processes import Program, proc_title, wait_for
 
 
 def _missing(*names: str) -> list[str]:
@@ -37,7 +38,7 @@ needs_access_log = pytest.mark.skipif(
     bool(_missing("_access_log")), reason="cotyledon.wsgi._access_log missing"
 )
 
-LISTENING = r"Listening at (\S+) \((\d+) workers, (\d+) threads\)"
+LISTENING = r"Listening at (\S+) \((\d+) workers?, (\d+) threads?\)"
 
 
 def start(program: type[Program], *args: str, env: dict[str, str] | None = None) -> Program:
@@ -87,12 +88,47 @@ def test_readme_demo_serves_and_stops_cleanly(program: type[Program]) -> None:
 
 def test_ctrl_c_stops_the_server(program: type[Program]) -> None:
     prog = start(program, "-b", "127.0.0.1:0", "examples.wsgi.hello:app")
-    address = tcp_address(prog.wait_line(LISTENING, 30).group(1))
+    listening = prog.wait_line(LISTENING, 30)
+    assert listening.group(0).endswith("(1 worker, 8 threads)")
+    address = tcp_address(listening.group(1))
     serving_workers(prog, 1)
     with RawClient(address) as client:
         assert client.get("/").status == 200
     stop(prog, signal.SIGINT)
     assert not prog.descendants()
+
+
+def test_ctrl_c_is_a_quick_stop_that_cuts_requests_in_progress(program: type[Program]) -> None:
+    """As documented (and as gunicorn's SIGINT): no waiting for a slow request, exit 1;
+    SIGTERM is the graceful stop."""
+    prog = start(program, "--status-port", "0", "-b", "127.0.0.1:0", "examples.wsgi.sleep_app:app")
+    address = tcp_address(prog.wait_line(LISTENING, 30).group(1))
+    status_port = int(prog.wait_line(r"Status page at http://127\.0\.0\.1:(\d+)/", 30).group(1))
+    _wait_ready_workers(status_port, 1)
+    with RawClient(address) as client:
+        client.send(b"GET /?ms=60000 HTTP/1.1\r\nHost: t\r\n\r\n")
+        wait_for(lambda: _in_flight(status_port) == 1, 30, what="the slow request running")
+        assert stop(prog, signal.SIGINT) == 1
+        with pytest.raises((ConnectionError, OSError)):
+            client.response()  # cut: no response at all
+    assert "Caught SIGINT signal, instantaneous exiting" in prog.output()
+
+
+def _in_flight(status_port: int) -> int:
+    with RawClient(("127.0.0.1", status_port)) as client:
+        data = json.loads(client.get("/json").body)
+    return sum(int(worker["in_flight"]) for worker in data["workers"])
+
+
+def test_python_m_titles_its_processes_cotyledon_wsgi(program: type[Program]) -> None:
+    prog = start(program, "-b", "127.0.0.1:0", "examples.wsgi.hello:app")
+    prog.wait_line(LISTENING, 30)
+    (worker,) = serving_workers(prog, 1)
+    master_title = wait_for(lambda: proc_title(prog.pid).startswith("cotyledon-wsgi: "), 30)
+    assert master_title
+    assert proc_title(prog.pid).startswith("cotyledon-wsgi: master process [cotyledon-wsgi ")
+    wait_for(lambda: proc_title(worker) == "cotyledon-wsgi: wsgi worker(0)", 30)
+    assert "__main__" not in proc_title(prog.pid) + proc_title(worker)
 
 
 def test_pipelining_and_chunked_through_the_cli(program: type[Program]) -> None:
@@ -170,17 +206,121 @@ def test_inherited_fd_and_several_binds(program: type[Program], tmp_path: Path) 
 
 def test_bad_app_stops_start_up(program: type[Program]) -> None:
     prog = start(program, "-w", "2", "-b", "127.0.0.1:0", "examples.wsgi.no_such_app:app")
-    assert prog.wait(30) != 0
+    assert prog.wait(30) == 3
     output = prog.output()
     assert "no_such_app" in output
     assert "Listening at" not in output
-    assert "Traceback" not in output.split("no_such_app")[0]
+    assert "Traceback" not in output
+
+
+def test_bad_app_without_preload_stops_instead_of_crash_looping(program: type[Program]) -> None:
+    """Each worker imports the app: when none can, the server stops with exit status 3 and
+    one error line per worker, instead of respawning them while the port hangs clients."""
+    prog = start(
+        program, "--no-preload", "-w", "2", "-b", "127.0.0.1:0", "examples.wsgi.no_such_app:app"
+    )
+    prog.wait_line(LISTENING, 30)
+    assert prog.wait(30) == 3
+    output = prog.output()
+    assert "Traceback" not in output
+    errors = [line for line in output.splitlines() if "Worker cannot load the app" in line]
+    assert 1 <= len(errors) <= 2  # one line per worker forked, none respawned
+    assert all("no module named 'examples.wsgi.no_such_app'" in line for line in errors)
+    assert "No worker could load the app: stopping (exit status 3)" in output
+    assert "Child" not in output  # not reported as crashes, not respawned
+
+
+def test_give_up_says_why_in_sd_notify_status(program: type[Program]) -> None:
+    with FakeNotifySocket() as pid1:
+        prog = start(
+            program,
+            "--no-preload",
+            "-b",
+            "127.0.0.1:0",
+            "examples.wsgi.no_such_app:app",
+            env=pid1.env(),
+        )
+        assert prog.wait(30) == 3
+        stopping = pid1.wait_key("STOPPING", "1")
+    assert stopping.fields["STATUS"] == (
+        "stopping: no worker could load the WSGI app (see the worker's error line)"
+    )
+
+
+def test_bad_reload_without_preload_keeps_the_serving_workers(
+    program: type[Program], tmp_path: Path
+) -> None:
+    module = tmp_path / "flaky_app.py"
+    module.write_text(
+        "def app(environ, start_response):\n"
+        "    start_response('200 OK', [('Content-Type', 'text/plain')])\n"
+        "    return [b'v1']\n"
+    )
+    prog = start(
+        program,
+        "--no-preload",
+        "--pythonpath",
+        str(tmp_path),
+        "-b",
+        "127.0.0.1:0",
+        "--status-port",
+        "0",
+        "flaky_app:app",
+    )
+    address = tcp_address(prog.wait_line(LISTENING, 30).group(1))
+    status_port = int(prog.wait_line(r"Status page at http://127\.0\.0\.1:(\d+)/", 30).group(1))
+    _wait_ready_workers(status_port, 1)
+    module.write_text("raise RuntimeError('database unreachable')\n")
+    prog.signal(signal.SIGHUP)
+    prog.wait_line(r"Worker cannot load the app: .*database unreachable", 30)
+    prog.wait_line(r"could not load the app; the workers already serving keep", 30)
+    with RawClient(address) as client:
+        assert client.get("/").body == b"v1"
+    assert stop(prog) == 0
+
+
+def _wait_ready_workers(status_port: int, count: int) -> None:
+    def ready() -> bool:
+        with RawClient(("127.0.0.1", status_port)) as client:
+            data = json.loads(client.get("/json").body)
+        return bool(data["ready_workers"] == count)
+
+    wait_for(ready, 30, what=f"{count} ready worker(s)")
+
+
+def test_max_restarts_gives_up_on_a_crashing_app(program: type[Program], tmp_path: Path) -> None:
+    (tmp_path / "dying_app.py").write_text(
+        "import os\n"
+        "os._exit(7)  # every worker dies while importing: never ready, not a load error\n"
+    )
+    with FakeNotifySocket() as pid1:
+        prog = start(
+            program,
+            "--no-preload",
+            "--max-restarts",
+            "2",
+            "--restart-period",
+            "60",
+            "--pythonpath",
+            str(tmp_path),
+            "-b",
+            "127.0.0.1:0",
+            "dying_app:app",
+            env=pid1.env(),
+        )
+        assert prog.wait(60) == 3
+        stopping = pid1.wait_key("STOPPING", "1")
+    assert "Service wsgi restarted more than 2 times in 60.0 s, giving up" in prog.output()
+    assert (
+        stopping.fields["STATUS"]
+        == "stopping: wsgi restarted more than 2 times in 60 s, giving up"
+    )
 
 
 def test_app_raising_on_import_stops_start_up(program: type[Program], tmp_path: Path) -> None:
     (tmp_path / "broken_app.py").write_text("raise RuntimeError('database unreachable')\n")
     prog = start(program, "--pythonpath", str(tmp_path), "-b", "127.0.0.1:0", "broken_app:app")
-    assert prog.wait(30) != 0
+    assert prog.wait(30) == 3
     assert "database unreachable" in prog.output()
 
 
@@ -382,3 +522,18 @@ def test_api_add_after_run_is_refused_cleanly(program: type[Program]) -> None:
     assert "must be called before the manager runs" in line.string
     assert "Listening at" not in prog.output()
     assert stop(prog) == 0
+
+
+def test_busy_status_port_is_named(program: type[Program]) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        prog = start(
+            program, "--status-port", str(port), "-b", "127.0.0.1:0", "examples.wsgi.hello:app"
+        )
+        assert prog.wait(30) == 1
+    assert (
+        f"Cannot start: cannot serve the status page on 127.0.0.1:{port} (--status-port): "
+        "address already in use"
+    ) in prog.output()

@@ -7,15 +7,18 @@ through the real CLI and ServiceManager in test_wsgi_cli.py.
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from cotyledon.wsgi._connection import PREREAD_LIMIT
-from tests.functional.wsgi_helpers import RawClient, serving, wait_until
+from tests.functional.wsgi_helpers import RawClient, serving, wait_until, wsgi_command
+from tests.support.processes import Program
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -390,7 +393,7 @@ def test_graceful_stop_finishes_in_flight_requests() -> None:
         assert result == [True]
 
 
-def test_system_exit_in_the_app_only_closes_that_connection(
+def test_system_exit_in_the_app_is_a_500_on_that_connection_only(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     def exiting_app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
@@ -400,12 +403,14 @@ def test_system_exit_in_the_app_only_closes_that_connection(
 
     with serving(exiting_app) as (server, port):
         with RawClient(("127.0.0.1", port)) as client:
-            client.send(b"GET /exit HTTP/1.1\r\nHost: t\r\n\r\n")
+            resp = client.get("/exit")
+            assert resp.status == 500
+            assert resp.header("connection") == "close"
             assert client.wait_closed()
         wait_until(lambda: server.connections == 0)
         with RawClient(("127.0.0.1", port)) as client:
             assert client.get("/").status == 200
-    assert "Unexpected error" in caplog.text
+    assert caplog.text.count("SystemExit: 3") == 1  # logged once, with its traceback
 
 
 def test_max_connections_leaves_new_clients_in_the_backlog_while_all_are_busy() -> None:
@@ -490,3 +495,95 @@ def test_a_body_still_arriving_when_the_worker_stops_is_served(
             assert resp.header("connection") == "close"
         finally:
             stopper.join(10)
+
+
+# Proxy headers and trailers, through the real CLI in a subprocess (issues 9.5 and 10).
+
+WHO_APP = """
+import json
+
+def app(environ, start_response):
+    body = environ["wsgi.input"].read()
+    seen = {
+        "remote": environ["REMOTE_ADDR"],
+        "scheme": environ["wsgi.url_scheme"],
+        "path": environ["PATH_INFO"],
+        "body": body.decode("latin-1"),
+        "trailers": sorted(k for k in environ if k in ("HTTP_VARY", "HTTP_X_CHECKSUM")),
+        "type": environ.get("CONTENT_TYPE"),
+    }
+    data = json.dumps(seen).encode()
+    start_response("200 OK", [("Content-Length", str(len(data)))])
+    return [data]
+"""
+
+
+def _start_who_app(program: type[Program], tmp_path: Path, *options: str) -> tuple[str, int]:
+    (tmp_path / "whoapp.py").write_text(WHO_APP)
+    prog = program(wsgi_command("--pythonpath", str(tmp_path), *options, "whoapp:app"))
+    url = prog.wait_line(r"Listening at http://127\.0\.0\.1:(\d+) ", 30)
+    return "127.0.0.1", int(url.group(1))
+
+
+def _seen(client: RawClient) -> dict[str, Any]:
+    resp = client.response()
+    assert resp.status == 200, resp
+    seen: dict[str, Any] = json.loads(resp.body)
+    return seen
+
+
+def test_client_forwarded_header_is_ignored_behind_an_x_forwarded_proxy(
+    program: type[Program], tmp_path: Path
+) -> None:
+    # What nginx sends with the usual proxy_set_header lines: its own X-Forwarded-For and
+    # X-Forwarded-Proto, and the client's Forwarded passed through untouched.
+    with RawClient(_start_who_app(program, tmp_path)) as client:
+        client.send(
+            b"GET /a HTTP/1.1\r\nHost: t\r\nForwarded: for=10.0.0.1;proto=https\r\n"
+            b"X-Forwarded-For: 10.0.0.1, 203.0.113.9\r\nX-Forwarded-Proto: http\r\n\r\n"
+            b"GET /b HTTP/1.1\r\nHost: t\r\nForwarded: for=10.0.0.1;proto=https\r\n\r\n"
+            b"GET /c HTTP/1.1\r\nHost: t\r\nX-Forwarded-For: <script>\r\n\r\n"
+        )
+        first, second, third = _seen(client), _seen(client), _seen(client)
+        assert (first["remote"], first["scheme"]) == ("203.0.113.9", "http")
+        assert (second["remote"], second["scheme"]) == ("127.0.0.1", "http")
+        assert third["remote"] == "127.0.0.1"  # not a valid address: the peer stays
+
+
+def test_forwarded_family_ignores_x_forwarded(program: type[Program], tmp_path: Path) -> None:
+    address = _start_who_app(program, tmp_path, "--forwarded-headers", "forwarded")
+    with RawClient(address) as client:
+        client.send(
+            b"GET / HTTP/1.1\r\nHost: t\r\nX-Forwarded-For: 10.0.0.1\r\n"
+            b"X-Forwarded-Proto: https\r\nForwarded: for=198.51.100.7;proto=https\r\n\r\n"
+            b"GET / HTTP/1.1\r\nHost: t\r\nX-Forwarded-For: 10.0.0.1\r\n"
+            b"X-Forwarded-Proto: https\r\n\r\n"
+        )
+        first, second = _seen(client), _seen(client)
+        assert (first["remote"], first["scheme"]) == ("198.51.100.7", "https")
+        assert (second["remote"], second["scheme"]) == ("127.0.0.1", "http")
+
+
+def test_harmless_trailers_are_dropped_and_the_next_request_is_read(
+    program: type[Program], tmp_path: Path
+) -> None:
+    with RawClient(_start_who_app(program, tmp_path)) as client:
+        client.send(
+            b"POST /up HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n"
+            b"Trailer: Vary, Content-Type, X-Checksum\r\n\r\n"
+            b"5\r\nhello\r\n6\r\n world\r\n0\r\n"
+            b"Vary: Accept\r\nContent-Type: text/evil\r\nX-Checksum: sha256=abc\r\n\r\n"
+            b"GET /next HTTP/1.1\r\nHost: t\r\n\r\n"
+        )
+        first = _seen(client)
+        assert (first["path"], first["body"]) == ("/up", "hello world")
+        assert (first["trailers"], first["type"]) == ([], None)
+        assert _seen(client)["path"] == "/next"
+        # a trailer that would change the framing is still refused, and ends the connection
+        client.send(
+            b"POST /up HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"0\r\nContent-Length: 5\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: t\r\n\r\n"
+        )
+        assert client.response().status == 400
+        assert client.wait_closed()
+        assert not client.buffer  # no answer to the smuggled request

@@ -8,6 +8,7 @@ workers are replaced one by one, so no request fails.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -87,3 +88,49 @@ def test_reload_extra_file_triggers_a_cycle(program: type[Program], tmp_path: Pa
     prog.wait_line(r"Changed: .*t\.txt; replacing the workers", 30)
     wait_for(lambda: first not in prog.descendants() and prog.descendants(), 30)
     assert body(("127.0.0.1", port)) == b"two"
+
+
+def test_logs_in_the_watched_directory_trigger_no_reload(
+    program: type[Program], tmp_path: Path
+) -> None:
+    """The access and error logs are written where a glob watches: requests (each one an
+    access log line) cause no cycle and no watchfiles chatter; a real edit still does."""
+    module = tmp_path / "devapp3.py"
+    write(module, APP.format(text="version 1"))
+    error_log = tmp_path / "server.log"
+    prog = program(
+        wsgi_command(
+            "--reload",
+            "--status-port",
+            "0",
+            "--pythonpath",
+            str(tmp_path),
+            "--reload-extra-file",
+            str(tmp_path / "*"),
+            "--access-log-file",
+            str(tmp_path / "access.log"),
+            "--error-log-file",
+            str(error_log),
+            "devapp3:app",
+        )
+    )
+
+    def logged(pattern: str) -> re.Match[str] | None:
+        return re.search(pattern, error_log.read_text() if error_log.exists() else "")
+
+    port = wait_for(lambda: logged(r"Listening at http://127\.0\.0\.1:(\d+) "), 30, "listening")
+    status = wait_for(lambda: logged(r"Status page at http://127\.0\.0\.1:(\d+)/"), 30, "status")
+    assert isinstance(port, re.Match)
+    assert isinstance(status, re.Match)
+    address = ("127.0.0.1", int(port.group(1)))
+    (first,) = ready_pids(int(status.group(1)), 1)
+    for _ in range(10):
+        assert body(address) == b"version 1"
+    write(module, APP.format(text="version 2"))  # the real edit, after the log writes
+    wait_for(lambda: body(address) == b"version 2", 30, "the edited code served")
+    wait_for(lambda: first not in prog.descendants(), 30, "the old worker gone")
+    text = error_log.read_text()
+    changed = re.findall(r"Changed: (.*); replacing the workers", text)
+    assert changed == [str(module)], text
+    assert "change detected" not in text
+    assert "changes detected" not in text

@@ -34,10 +34,10 @@ def test_sigttin_adds_a_worker_and_sigttou_removes_one(program: type[Program]) -
     assert two < three
     for expected in (2, 1):
         prog.signal(signal.SIGTTOU)
-        prog.wait_line(rf"Going from {expected + 1} to {expected} workers", 10)
+        prog.wait_line(rf"Going from {expected + 1} to {expected} workers?\b", 10)
         count_workers(prog, expected)
     prog.signal(signal.SIGTTOU)  # never below one
-    prog.wait_line(r"Staying at 1 workers \(between 1 and \d+\)", 10)
+    prog.wait_line(r"Staying at 1 worker \(between 1 and \d+\)", 10)
     prog.signal(signal.SIGTERM)
     assert prog.wait(30) == 0
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
+import socket
 import sys
 
 import pytest
@@ -139,3 +141,119 @@ def test_check_config_bad_app(caplog: pytest.LogCaptureFixture) -> None:
 def test_check_config_bad_bind(caplog: pytest.LogCaptureFixture) -> None:
     assert main(["--check-config", "-b", "nonsense:port:x", "examples.wsgi.hello:app"]) == 1
     assert "Configuration check failed" in caplog.text
+
+
+def test_a_bad_value_is_one_line_without_the_usage_block(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert _exit_code(["--threads", "many", "m:app"]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        "cotyledon-wsgi: error: argument -t/--threads: must be an integer, not: 'many'; "
+        "see --help\n"
+    )
+
+
+def _help_entries(out: str) -> dict[str, str]:
+    """``--help`` output -> {first flag of each option: its help text, on one line}."""
+    entries: dict[str, str] = {}
+    current = None
+    for line in out.splitlines():
+        match = re.match(r"^  (-\S+)(.*)$", line)
+        if match:
+            flags, rest = match.group(1), match.group(2)
+            # "  -w N, --workers N   Number of ..." : help starts after two spaces or more
+            _, _, text = rest.partition("  ")
+            current = flags.rstrip(",")
+            entries[current] = text.strip()
+        elif current is not None and line.startswith("    "):
+            entries[current] = f"{entries[current]} {line.strip()}".strip()
+        else:
+            current = None
+    return entries
+
+
+def test_help_gives_every_option_a_text_and_one_default(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert _exit_code(["--help"]) == 0
+    entries = _help_entries(capsys.readouterr().out)
+    for flag in ("--status-port", "--access-log-file", "--no-preload", "--version", "-h"):
+        assert flag in entries
+    for flag, text in entries.items():
+        assert text, f"{flag} has no help text"
+        assert text.count("Default:") <= 1, f"{flag}: {text}"
+    assert entries["--status-port"].endswith("Default: off.")
+    assert entries["--max-restarts"].endswith(
+        "Default: never give up (a pause when workers die too fast)."
+    )
+
+
+@needs_bind
+@pytest.mark.parametrize(
+    ("argv", "environ", "message"),
+    [
+        (["--print-config", "-b", "nope:xx"], {}, "invalid bind 'nope:xx': port 'xx'"),
+        (["--print-config"], {"PORT": "abc"}, "invalid PORT 'abc' in the environment"),
+    ],
+)
+def test_print_config_with_a_bad_bind_is_one_line(
+    argv: list[str],
+    environ: dict[str, str],
+    message: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    assert _exit_code(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("cotyledon-wsgi: error: ")
+    assert message in err
+    assert err.count("\n") == 1
+
+
+@needs_loader
+def test_check_config_opens_every_bind(caplog: pytest.LogCaptureFixture) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        argv = ["--check-config", "-b", f"127.0.0.1:{port}", "examples.wsgi.hello:app"]
+        assert main(argv) == 1
+    assert f"Configuration check failed: cannot listen on 127.0.0.1:{port}: address" in (
+        caplog.text
+    )
+
+
+@needs_loader
+def test_check_config_names_an_fd_that_is_not_open(caplog: pytest.LogCaptureFixture) -> None:
+    with socket.socket() as probe:
+        fd = probe.fileno()  # closed below: a number that names no open fd
+    assert main(["--check-config", "-b", f"fd://{fd}", "examples.wsgi.hello:app"]) == 1
+    assert f"cannot listen on fd://{fd}: fd {fd} is not open" in caplog.text
+
+
+@needs_loader
+def test_check_config_leaves_an_inherited_socket_open(caplog: pytest.LogCaptureFixture) -> None:
+    with socket.socket() as inherited:
+        inherited.bind(("127.0.0.1", 0))
+        inherited.listen(1)
+        fd = inherited.fileno()
+        assert main(["--check-config", "-b", f"fd://{fd}", "examples.wsgi.hello:app"]) == 0
+        assert inherited.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)
+
+
+@needs_loader
+@pytest.mark.parametrize(
+    ("spec", "hint"),
+    [
+        ("examples/wsgi/hello.py:app", "drop the .py, e.g. examples.wsgi.hello:app"),
+        ("examples.wsgi.hello.py:app", "drop the .py, e.g. examples.wsgi.hello:app"),
+    ],
+)
+def test_a_file_name_as_app_hints_to_drop_the_py(
+    spec: str, hint: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert main(["--check-config", spec]) == 1
+    assert hint in caplog.text

@@ -10,8 +10,11 @@ import pytest
 from cotyledon.wsgi._environ import (
     EnvironBuilder,
     ProxyTrust,
+    client_ip,
     decode_path,
     header_key,
+    parse_forwarded,
+    parse_target,
     split_host,
     split_target,
 )
@@ -84,6 +87,40 @@ def test_absolute_form_target() -> None:
     assert split_target(b"HTTPS://example.com") == (b"/", b"")
     assert split_target(b"*") == (b"*", b"")
     assert split_target(b"/p#frag") == (b"/p", b"")
+    assert parse_target(b"http://a.example?q=1") == (b"a.example", b"/", b"q=1")
+    assert parse_target(b"http://[::1]:8080/x/y?") == (b"[::1]:8080", b"/x/y", b"")
+    assert parse_target(b"/a/http://b") == (None, b"/a/http://b", b"")
+
+
+def test_absolute_form_keeps_the_query_and_its_authority_wins_over_host() -> None:
+    # issue 9.6: the query was lost and Host was used instead of the target's authority
+    env = _build(_request(b"http://a.example?q=1", headers=((b"host", b"other.example"),)))
+    assert (env["PATH_INFO"], env["QUERY_STRING"]) == ("/", "q=1")
+    assert env["HTTP_HOST"] == "a.example"
+    assert (env["SERVER_NAME"], env["SERVER_PORT"]) == ("a.example", "80")
+    assert env["RAW_URI"] == "http://a.example?q=1"
+    assert env["wsgi.url_scheme"] == "http"  # the connection's scheme, not the target's
+    env = _build(_request(b"https://b.example/p%20q?x", headers=((b"host", b"h:1"),)))
+    assert (env["PATH_INFO"], env["QUERY_STRING"]) == ("/p q", "x")
+    assert (env["SERVER_NAME"], env["SERVER_PORT"]) == ("b.example", "443")
+    env = _build(_request(b"http://[2001:db8::1]:8080/p", headers=((b"host", b"h"),)))
+    assert (env["SERVER_NAME"], env["SERVER_PORT"]) == ("2001:db8::1", "8080")
+
+
+def test_absolute_form_under_a_root_path() -> None:
+    builder = EnvironBuilder(root_path="/api")
+    env = _build(_request(b"http://a.example/api/users?id=1"), builder=builder)
+    assert (env["SCRIPT_NAME"], env["PATH_INFO"], env["QUERY_STRING"]) == (
+        "/api",
+        "/users",
+        "id=1",
+    )
+
+
+def test_asterisk_form_reaches_the_app_as_a_star() -> None:
+    env = _build(_request(b"*", method=b"OPTIONS"))
+    assert (env["PATH_INFO"], env["QUERY_STRING"], env["RAW_URI"]) == ("*", "", "*")
+    assert env["SERVER_NAME"] == "example.com"
 
 
 def test_content_headers_and_repeats() -> None:
@@ -169,14 +206,135 @@ def test_underscore_proxy_header_cannot_sneak_in() -> None:
     assert env["wsgi.url_scheme"] == "http"
 
 
+RFC7239 = EnvironBuilder(forwarded_headers="forwarded")
+
+
 def test_forwarded_header() -> None:
     headers = (
         (b"host", b"h"),
         (b"forwarded", b'for=1.2.3.4;proto=http, for="[2001:db8::1]:80";proto=https'),
     )
-    env = _build(_request(headers=headers), peer=("::1", 1, 0, 0))
+    env = _build(_request(headers=headers), peer=("::1", 1, 0, 0), builder=RFC7239)
     assert env["REMOTE_ADDR"] == "2001:db8::1"
+    assert "REMOTE_PORT" not in env
     assert env["wsgi.url_scheme"] == "https"
+
+
+def test_forwarded_is_ignored_when_x_forwarded_is_the_family() -> None:
+    # issue 9.5: behind nginx (X-Forwarded-* set, other client headers passed through)
+    # a client's own Forwarded header made it 10.0.0.1 over https.
+    headers = (
+        (b"host", b"h"),
+        (b"forwarded", b"for=10.0.0.1;proto=https"),
+        (b"x-forwarded-for", b"203.0.113.9"),
+        (b"x-forwarded-proto", b"http"),
+    )
+    env = _build(_request(headers=headers), peer=("127.0.0.1", 1))
+    assert env["REMOTE_ADDR"] == "203.0.113.9"
+    assert env["wsgi.url_scheme"] == "http"
+    assert env["HTTP_FORWARDED"] == "for=10.0.0.1;proto=https"  # a plain client header
+    env = _build(_request(headers=headers[:2]), peer=("127.0.0.1", 1))
+    assert (env["REMOTE_ADDR"], env["REMOTE_PORT"]) == ("127.0.0.1", "1")
+    assert env["wsgi.url_scheme"] == "http"
+
+
+def test_x_forwarded_is_ignored_when_forwarded_is_the_family() -> None:
+    headers = (
+        (b"host", b"h"),
+        (b"x-forwarded-for", b"10.0.0.1"),
+        (b"x-forwarded-proto", b"https"),
+    )
+    env = _build(_request(headers=headers), peer=("127.0.0.1", 1), builder=RFC7239)
+    assert (env["REMOTE_ADDR"], env["wsgi.url_scheme"]) == ("127.0.0.1", "http")
+    headers += ((b"forwarded", b"for=198.51.100.7;proto=https"),)
+    env = _build(_request(headers=headers), peer=("127.0.0.1", 1), builder=RFC7239)
+    assert (env["REMOTE_ADDR"], env["wsgi.url_scheme"]) == ("198.51.100.7", "https")
+
+
+def test_unknown_family_is_refused() -> None:
+    with pytest.raises(ValueError, match="'forwarded_headers' must be one of"):
+        EnvironBuilder(forwarded_headers="both")
+
+
+@pytest.mark.parametrize(
+    "value",
+    [b"not-an-ip", b"unknown", b"evil.example", b"1.2.3.4.5", b"", b"<script>", b"1.2.3.4:x"],
+)
+@pytest.mark.parametrize("peer", [("127.0.0.1", 1), ""])
+def test_invalid_client_address_leaves_the_peer(value: bytes, peer: object) -> None:
+    headers = ((b"host", b"h"), (b"x-forwarded-for", value))
+    env = _build(_request(headers=headers), peer=peer)
+    assert env["REMOTE_ADDR"] == (peer[0] if isinstance(peer, tuple) else "")
+    forwarded = ((b"host", b"h"), (b"forwarded", b'for="%s"' % value))
+    env = _build(_request(headers=forwarded), peer=peer, builder=RFC7239)
+    assert env["REMOTE_ADDR"] == (peer[0] if isinstance(peer, tuple) else "")
+
+
+def test_unix_socket_peer_takes_a_valid_forwarded_address() -> None:
+    headers = ((b"host", b"h"), (b"x-forwarded-for", b"2001:DB8::0:1"))
+    env = _build(_request(headers=headers), peer="")
+    assert env["REMOTE_ADDR"] == "2001:db8::1"
+
+
+def test_x_forwarded_for_hops_rule() -> None:
+    builder = EnvironBuilder(forwarded_allow_ips=["127.0.0.1", "10.0.0.0/8"])
+
+    def remote(xff: bytes) -> object:
+        headers = ((b"host", b"h"), (b"x-forwarded-for", xff))
+        return _build(_request(headers=headers), peer=("127.0.0.1", 1), builder=builder)[
+            "REMOTE_ADDR"
+        ]
+
+    # right to left, trusted proxies are skipped; the first other hop is the client
+    assert remote(b"6.6.6.6, 198.51.100.1, 10.0.0.2, 10.0.0.3") == "198.51.100.1"
+    # every hop is a trusted proxy: the left-most one
+    assert remote(b"10.1.1.1, 10.0.0.3") == "10.1.1.1"
+    # an unreadable hop ends the walk: nothing left of it is believed
+    assert remote(b"198.51.100.1, garbage, 10.0.0.3") == "127.0.0.1"
+    assert remote(b"1.1.1.1,,  , 10.0.0.3") == "1.1.1.1"
+    # a repeated header line joins the list (the proxy's line comes last)
+    headers = (
+        (b"host", b"h"),
+        (b"x-forwarded-for", b"6.6.6.6"),
+        (b"x-forwarded-for", b"198.51.100.1"),
+    )
+    env = _build(_request(headers=headers), peer=("127.0.0.1", 1), builder=builder)
+    assert env["REMOTE_ADDR"] == "198.51.100.1"
+
+
+def test_forwarded_hops_rule() -> None:
+    builder = EnvironBuilder(
+        forwarded_allow_ips=["127.0.0.1", "10.0.0.0/8"], forwarded_headers="forwarded"
+    )
+
+    def remote(value: bytes) -> object:
+        headers = ((b"host", b"h"), (b"forwarded", value))
+        return _build(_request(headers=headers), peer=("127.0.0.1", 1), builder=builder)[
+            "REMOTE_ADDR"
+        ]
+
+    assert remote(b"for=6.6.6.6, for=198.51.100.1;by=x, for=10.0.0.2") == "198.51.100.1"
+    # an element without a usable for= (obfuscated, unknown, missing) ends the walk
+    assert remote(b"for=6.6.6.6, for=_hidden") == "127.0.0.1"
+    assert remote(b"for=6.6.6.6, proto=https") == "127.0.0.1"
+    assert remote(b'for="[2001:db8::7]:4711"') == "2001:db8::7"
+
+
+def test_client_ip_forms() -> None:
+    assert client_ip("192.0.2.1") == "192.0.2.1"
+    assert client_ip(" 192.0.2.1:4711 ") == "192.0.2.1"
+    assert client_ip("[2001:db8::1]") == "2001:db8::1"
+    assert client_ip('"[2001:db8::1]:80"') == "2001:db8::1"
+    assert client_ip("2001:db8::1") == "2001:db8::1"
+    for bad in ("[2001:db8::1", "[::1]x", "[::1]:", "_hidden", "unknown", "a:b", "", "::1]"):
+        assert client_ip(bad) is None, bad
+
+
+def test_parse_forwarded_keeps_quoted_separators() -> None:
+    assert parse_forwarded('for="[::1]:80";proto=https, For=1.2.3.4;x="a,b;c"') == [
+        {"for": "[::1]:80", "proto": "https"},
+        {"for": "1.2.3.4", "x": "a,b;c"},
+    ]
 
 
 def test_networks_and_star() -> None:

@@ -89,3 +89,44 @@ def test_eof_before_the_end_is_an_error(data: bytes) -> None:
 
     with pytest.raises(RemoteProtocolError):
         read_to_the_end()
+
+
+@pytest.mark.parametrize(
+    "field",
+    [
+        b"Vary: Accept",
+        b"Content-Type: text/plain",
+        b"X-Checksum:\tsha256=abc\t",
+        b"Authorization: Bearer x",
+        b"Cookie: a=1",
+        b"Expect: 100-continue",
+        b"Content-Encoding: gzip",
+        b"X-Empty:",
+    ],
+)
+def test_harmless_trailer_fields_are_dropped(field: bytes) -> None:
+    # issue 10: only framing, routing and connection fields are refused in trailers
+    reader = ChunkedReader(None, max_trailer_size=200, max_trailer_count=3)
+    buf = bytearray(b"2\r\nok\r\n0\r\n" + field + b"\r\nX-More: 1\r\n\r\nNEXT")
+    assert _read_all(reader, buf) == [b"ok", END]
+    assert buf == b"NEXT"
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        b"Content-Length",
+        b"transfer-encoding",
+        b"Trailer",
+        b"HOST",
+        b"Connection",
+        b"Keep-Alive",
+        b"Upgrade",
+        b"TE",
+    ],
+)
+def test_framing_routing_and_connection_trailers_are_refused(name: bytes) -> None:
+    reader = _reader()
+    with pytest.raises(RemoteProtocolError) as info:
+        _read_all(reader, bytearray(b"0\r\nX-Ok: 1\r\n" + name + b": 0\r\n\r\n"))
+    assert info.value.status_hint == 400

@@ -382,3 +382,37 @@ def test_error_response_statuses(status: int) -> None:
     conn = ServerConnection()
     data = conn.error_response(RemoteProtocolError("x", status))
     assert data.startswith(b"HTTP/1.1 %d " % status)
+
+
+def test_error_response_after_an_unsent_head_still_answers() -> None:
+    # The driver framed a head and found the app's mistake before writing a byte.
+    conn = ServerConnection()
+    conn.receive_data(GET % b"")
+    conn.next_event()
+    conn.send_response(200, [(b"Content-Length", b"3")])
+    with pytest.raises(LocalProtocolError):
+        conn.send_data(b"too long")
+    data = conn.error_response(LocalProtocolError("app failed"), head_unsent=True)
+    assert data.startswith(b"HTTP/1.1 500 Internal Server Error\r\n")
+    assert b"Connection: close\r\n" in data
+    assert conn.our_state is State.ERROR
+    assert not conn.keep_alive
+
+
+@pytest.mark.parametrize(
+    ("head", "status"),
+    [
+        (b"GET / HTTP/2.0\r\nHost: a\r\n\r\n", 505),
+        (b"GET / HTTP/1.1\r\n" + b"X: y\r\n" * 5 + b"\r\n", 431),
+        (b"POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: 99\r\n\r\n", 413),
+        (b"GET /a\x01 HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+    ],
+)
+def test_a_refused_head_stays_in_the_buffer(head: bytes, status: int) -> None:
+    # The driver logs the request line of a refused request (access log).
+    conn = ServerConnection(Limits(max_header_count=4, max_body_size=10))
+    conn.receive_data(head)
+    with pytest.raises(RemoteProtocolError) as info:
+        conn.next_event()
+    assert info.value.status_hint == status
+    assert conn.trailing_data[0] == head

@@ -378,3 +378,26 @@ def test_h11_client_reads_our_error_response() -> None:
     assert events[0].status_code == 400
     assert (b"connection", b"close") in list(events[0].headers)
     assert isinstance(events[-1], h11.EndOfMessage)
+
+
+def test_send_data_parts_frames_around_the_body_without_copying_it() -> None:
+    conn = _conn()
+    conn.send_response(200, [])
+    body = b"x" * 1000
+    parts = conn.send_data_parts(body)
+    assert parts[1] is body
+    assert b"".join(parts) == b"3e8\r\n" + body + b"\r\n"
+    assert conn.send_data_parts(b"") == []  # an empty chunk would end the body
+    assert conn.send_end() == b"0\r\n\r\n"
+
+
+def test_send_data_parts_with_a_length_and_for_head() -> None:
+    conn = _conn()
+    conn.send_response(200, [(b"Content-Length", b"4")])
+    body = b"abcd"
+    assert conn.send_data_parts(body)[0] is body
+    with pytest.raises(LocalProtocolError):
+        conn.send_data_parts(b"e")  # longer than announced
+    head = _conn(b"HEAD")
+    head.send_response(200, [(b"Content-Length", b"4")])
+    assert head.send_data_parts(body) == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import queue
 import sys
@@ -17,6 +18,7 @@ from cotyledon.wsgi._reloader import (
     describe_error,
     expand_paths,
     imported_files,
+    is_ignored,
     watchfiles_available,
 )
 
@@ -212,3 +214,50 @@ def test_default_error_handler_logs(app_dir: Path, caplog: pytest.LogCaptureFixt
         assert reloader.handle_changes(reloader.scan_nowait()) is False
     assert "Reload skipped, the old workers keep serving: " in caplog.text
     assert f"{app_dir / 'app.py'} line 1" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("name", "ignored"),
+    [
+        ("app.py", False),
+        ("templates/page.html", False),
+        ("notes.txt", False),
+        ("__pycache__/app.cpython-311.pyc", True),
+        ("pkg/__pycache__", True),
+        (".git/index", True),
+        (".git", True),
+        (".app.py.swp", True),
+        (".app.py.swx", True),
+        ("app.py~", True),
+        (".#app.py", True),
+        ("4913", True),
+        ("server.log", True),  # given in ignore_paths
+        ("access.log", True),
+        ("other.log", False),
+    ],
+)
+def test_is_ignored(tmp_path: Path, name: str, ignored: bool) -> None:
+    logs = [str(tmp_path / "server.log"), str(tmp_path / "access.log")]
+    assert is_ignored(str(tmp_path / name), logs) is ignored
+
+
+def test_log_files_editor_files_and_caches_are_never_watched(app_dir: Path) -> None:
+    """Even where a glob matches them: the server's logs (given, or a logging file
+    handler of the process), __pycache__ and editor swap files."""
+    handler = logging.FileHandler(app_dir / "error.log")
+    logging.getLogger("cotyledon.test.reloader").addHandler(handler)
+    try:
+        for name in ("access.log", ".app.py.swp", "app.py~", "__pycache__/app.pyc"):
+            (app_dir / name).parent.mkdir(exist_ok=True)
+            (app_dir / name).write_text("x")
+        reloader = Reloader(
+            Recorder().on_change,
+            extra_paths=[str(app_dir / "*"), str(app_dir / "**" / "*.pyc")],
+            module_files=lambda: [str(app_dir / "app.py")],
+            ignore_paths=[str(app_dir / "access.log"), None],
+        )
+        watched = {os.path.relpath(p, app_dir) for p in reloader.watched()}
+        assert watched == {"app.py", "helpers.py", "settings.ini"}
+    finally:
+        logging.getLogger("cotyledon.test.reloader").removeHandler(handler)
+        handler.close()

@@ -283,3 +283,15 @@ def test_any_sequence_keeps_the_invariants(
         # A process told to stop is in no slot.
         stopped = {pid for pid, sigs in master.signalled.items() if "TERM" in sigs}
         assert not stopped & set(master.workers_of(sid).values())
+
+
+def test_a_reload_with_an_aborted_replacement_does_not_end_as_complete() -> None:
+    master, _ = running(2, reload="replace")
+    master.feed(sv.ReloadRequested())
+    master.die(max(master.alive), 1)  # worker 0's replacement fails: the reload stops
+    assert [(s.kind, s.reason) for s in steps(master, "done")] == [("done", "aborted")]
+    master.actions.clear()
+    master.feed(sv.ReloadRequested())  # the next reload goes through: complete again
+    for _ in range(2):
+        master.feed(sv.WorkerStarted(max(master.alive)))
+    assert [(s.kind, s.reason) for s in steps(master, "done")] == [("done", "")]

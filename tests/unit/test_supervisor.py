@@ -342,3 +342,13 @@ def test_messages_from_unknown_pids_are_ignored(event: sv.Event) -> None:
     m = FakeMaster()
     m.start()
     assert m.feed(event) == []
+
+
+def test_status_line_says_worker_for_one() -> None:
+    m = FakeMaster()
+    m.add(1)
+    m.start()
+    assert m.of_type(sv.Notify) == [sv.Notify("status", "0/1 worker running")]
+    assert m.feed(sv.WorkerStarted(next(iter(m.alive)))) == [
+        sv.Notify("ready", "1/1 worker running")
+    ]

@@ -27,6 +27,7 @@ def test_defaults() -> None:
     assert config.bind == ()
     assert config.keepalive is True
     assert config.forwarded_allow_ips == ("127.0.0.1", "::1")
+    assert config.forwarded_headers == "x-forwarded"
     assert config.access_log_format == "combined"
 
 
@@ -48,6 +49,11 @@ def test_frozen() -> None:
         ("graceful_timeout", float("nan"), "graceful_timeout: must be >= 0"),
         ("access_log_format", "xml", "access_log_format: must be one of combined, json"),
         ("log_level", "loud", "log_level: must be one of debug, info"),
+        (
+            "forwarded_headers",
+            "both",
+            "forwarded_headers: must be one of x-forwarded, forwarded",
+        ),
         ("root_path", "api", "root_path: must start with '/'"),
         ("root_path", "/api/", "root_path: must start with '/' and not end with '/'"),
         ("forwarded_allow_ips", ("10.0.0.300",), "not an IP address or network: '10.0.0.300'"),
@@ -128,3 +134,15 @@ def test_committed_cli_reference_is_current() -> None:
         "doc/source/cli.rst is stale: run "
         "`python -m cotyledon.wsgi._config --rst > doc/source/cli.rst`"
     )
+
+
+def test_docs_call_ctrl_c_a_quick_stop() -> None:
+    """Ctrl-C (SIGINT) is the quick stop, as in gunicorn: requests in progress are cut.
+    Every paragraph or table naming it says so; none promises they finish there."""
+    for page in sorted((ROOT / "doc" / "source").glob("*.rst")):
+        for paragraph in page.read_text().split("\n\n"):
+            if "Ctrl-C" not in paragraph:
+                continue
+            assert "quick stop" in paragraph, f"{page.name}: {paragraph}"
+            for line in paragraph.splitlines():
+                assert "Ctrl-C" not in line or "finish" not in line, f"{page.name}: {line}"

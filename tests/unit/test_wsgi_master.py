@@ -92,10 +92,71 @@ def test_reasons_for_crashes_and_replacements() -> None:
     fork(master, 0, 102)
     master.on_replacing(SID, WorkerId(1), "max_requests: served 10 requests >= limit 10")
     fork(master, 1, 103)
+    assert dict(master.snapshot().restarts) == {"crashed": 1}  # 103 has not started yet
+    master.on_replaced(SID, WorkerId(1), 101)
     master.on_exited(SID, WorkerId(1), 101, 0)  # the replaced one leaves: not a crash
     snapshot = master.snapshot()
     assert dict(snapshot.restarts) == {"crashed": 1, "max_requests": 1}
     assert {row.pid for row in snapshot.workers} == {102, 103}
+
+
+@pytest.mark.parametrize("how", ["new one died", "timed out"])
+def test_an_aborted_replacement_counts_no_restart(how: str) -> None:
+    master, _, _ = make(workers=1)
+    fork(master, 0, 100)
+    master.on_replacing(SID, WorkerId(0), "reload")
+    fork(master, 0, 101, ready=False)
+    if how == "new one died":  # the core reports the death, then the abort
+        master.on_exited(SID, WorkerId(0), 101, 1)
+        master.on_replace_aborted(SID, WorkerId(0), 100)
+    else:  # the abort, then the new one stops on SIGTERM
+        master.on_replace_aborted(SID, WorkerId(0), 100)
+        master.on_exited(SID, WorkerId(0), 101, 0)
+    snapshot = master.snapshot()
+    assert dict(snapshot.restarts) == {}
+    ((row),) = snapshot.workers
+    assert (row.pid, row.last_restart_reason, row.last_restart_age) == (100, None, None)
+    # The old process is the slot's again: its crash is counted and its successor shown.
+    master.on_exited(SID, WorkerId(0), 100, -signal.SIGSEGV)
+    fork(master, 0, 102)
+    snapshot = master.snapshot()
+    assert dict(snapshot.restarts) == {"crashed": 1}
+    assert [(r.pid, r.last_restart_reason) for r in snapshot.workers] == [(102, "crashed")]
+
+
+def test_abnormal_worker_deaths_are_logged_at_warning_or_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    master, _, _ = make(workers=2)
+    for pid in (100, 101, 102, 103, 104):
+        fork(master, pid % 2, pid)
+    with caplog.at_level("WARNING", logger="cotyledon.wsgi.master"):
+        master.on_exited(SID, WorkerId(0), 100, -signal.SIGSEGV)
+        master.on_exited(SID, WorkerId(1), 101, 3)
+        master.on_exited(SID, WorkerId(0), 102, 0)  # stopped on request: silent
+        master.on_exited(SID, WorkerId(1), 103, -signal.SIGTERM)  # asked to stop: silent
+        master.on_exited(SID, WorkerId(0), 104, -signal.SIGKILL)
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
+        ("ERROR", "Worker 0 (pid 100) killed by signal SIGSEGV"),
+        ("WARNING", "Worker 1 (pid 101) exited with status 3"),
+        (
+            "ERROR",
+            "Worker 0 (pid 104) killed by signal SIGKILL (out of memory? killed from outside?)",
+        ),
+    ]
+
+
+def test_a_fast_exit_logs_no_worker_death(caplog: pytest.LogCaptureFixture) -> None:
+    master, _, _ = make(workers=1)
+    fork(master, 0, 100)
+
+    class Manager:
+        _fast_exit = True  # SIGINT: the workers exit at once with status 1
+
+    master.manager = Manager()
+    with caplog.at_level("WARNING", logger="cotyledon.wsgi.master"):
+        master.on_exited(SID, WorkerId(0), 100, 1)
+    assert caplog.records == []
 
 
 def test_scoreboard_slots_are_released_and_reused() -> None:
@@ -120,7 +181,7 @@ def test_sigttin_and_sigttou_resize_within_bounds(caplog: pytest.LogCaptureFixtu
     master.on_signal(signal.SIGTTOU)
     master.on_signal(signal.SIGTTOU)
     assert calls == [2, 1]
-    assert "Staying at 1 workers" in caplog.text
+    assert "Staying at 1 worker " in caplog.text
 
 
 def test_a_failed_fork_gives_its_slot_back() -> None:

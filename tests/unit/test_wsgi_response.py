@@ -140,5 +140,6 @@ def test_known_length() -> None:
     assert known_length((b"ab",)) == 2
     assert known_length([]) == 0
     assert known_length(iter([b"a"])) is None
-    assert known_length(["str"]) == 3  # checked when sent, not here
+    assert known_length([bytearray(b"ab")]) == 2
+    assert known_length(["str"]) is None  # refused by the driver before the head
     assert known_length([1]) is None
