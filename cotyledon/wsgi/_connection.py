@@ -119,11 +119,6 @@ class Connection:
         self.body_deadline: BodyDeadline | None = None
         self.started = 0.0  # wall clock time the pending request's head was read
 
-    @property
-    def silent(self) -> bool:
-        """Idle between requests: nothing of a next request received (cheapest to close)."""
-        return self.idle and not self.head_started and self.pending is None
-
     # -- raw I/O on the non-blocking socket ---------------------------------------------
 
     def recv_nowait(self) -> bytes | None:
