@@ -130,7 +130,13 @@ def test_unread_body_closes_the_connection() -> None:
 def test_small_body_is_buffered_before_the_app_and_keeps_the_connection() -> None:
     with serving(echo_app) as (_, port), RawClient(("127.0.0.1", port)) as client:
         client.send(b"POST /ignore HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\npart")
-        client.send(b"ial...")  # the app is called only once the body is all there
+        # No answer before the body is all there (a slow server could only make this
+        # pass by accident, never fail).
+        client.sock.settimeout(0.3)
+        with pytest.raises(TimeoutError):
+            client.sock.recv(1)
+        client.sock.settimeout(20)
+        client.send(b"ial...")
         resp = client.response()
         assert resp.status == 200
         assert resp.header("connection") is None  # read by the server: no need to close
