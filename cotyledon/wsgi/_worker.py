@@ -302,6 +302,8 @@ class Server:
     def _accept(self, listener: socket.socket) -> None:
         room = self._capacity - self._claimed
         if room <= 0:
+            if not self._busy_threads_fill_it():
+                return  # connections just accepted fill it: their claims end in two turns
             if not self._full_retry:
                 self._leave_listeners()
                 return
@@ -331,8 +333,17 @@ class Server:
                 sock.close()
             if len(self._conns) > self.config.max_connections:
                 self._evict(before=batch_start)
-        if self._claimed >= self._capacity:
+        if self._busy_threads_fill_it():
             self._leave_listeners()
+
+    def _busy_threads_fill_it(self) -> bool:
+        """Are the threads all taken by requests (not by connections just accepted)?
+
+        A burst of connections (or silent ones) must not make the worker leave the
+        listeners for FULL_RETRY after every few accepts: the backlog would drain at a
+        few connections per FULL_RETRY.
+        """
+        return self._claimed - len(self._fresh) >= self._capacity
 
     def _evict(self, before: float) -> None:
         """Past the connection limit: close the idle connections that waited longest (those

@@ -217,3 +217,21 @@ def test_silent_connections_over_the_limit_do_not_lock_out_a_client(
     finally:
         for sock in socks:
             sock.close()
+
+
+def test_a_burst_of_silent_connections_is_accepted_at_full_speed(
+    program: type[Program],
+) -> None:
+    """Connections just accepted hold a thread's room for a turn of the loop; they must not
+    make a worker leave the listeners for FULL_RETRY after each few accepts (the backlog
+    then drained at a few connections per 20 ms and a client behind 600 waited seconds)."""
+    _, address = start(
+        program, "-w", "2", "-t", "1", "--header-timeout", "30", "examples.wsgi.hello:app"
+    )
+    socks = _silent_connections(address, 600)
+    try:
+        with RawClient(address, timeout=4) as client:
+            assert client.get("/").status == 200
+    finally:
+        for sock in socks:
+            sock.close()
