@@ -250,6 +250,11 @@ class Server:
         """Seconds to sleep (-1: until an event). Nothing can expire without connections."""
         wake_at = next_sweep if self._conns or self._accept_paused else None
         if self._full_until is not None:
+            if self._fresh:
+                # Full of connections just accepted: two quick turns release their claims
+                # (_expire_fresh_claims), so a burst, or silent connections, are accepted
+                # at full speed and not a few per FULL_RETRY.
+                return 0.0
             wake_at = min(wake_at or self._full_until, self._full_until)
         if self._beat_every is not None:
             beat_at = self.clock() + self._beat_every
@@ -302,8 +307,6 @@ class Server:
     def _accept(self, listener: socket.socket) -> None:
         room = self._capacity - self._claimed
         if room <= 0:
-            if not self._busy_threads_fill_it():
-                return  # connections just accepted fill it: their claims end in two turns
             if not self._full_retry:
                 self._leave_listeners()
                 return
@@ -333,17 +336,8 @@ class Server:
                 sock.close()
             if len(self._conns) > self.config.max_connections:
                 self._evict(before=batch_start)
-        if self._busy_threads_fill_it():
+        if self._claimed >= self._capacity:
             self._leave_listeners()
-
-    def _busy_threads_fill_it(self) -> bool:
-        """Are the threads all taken by requests (not by connections just accepted)?
-
-        A burst of connections (or silent ones) must not make the worker leave the
-        listeners for FULL_RETRY after every few accepts: the backlog would drain at a
-        few connections per FULL_RETRY.
-        """
-        return self._claimed - len(self._fresh) >= self._capacity
 
     def _evict(self, before: float) -> None:
         """Past the connection limit: close the idle connections that waited longest (those
