@@ -8,18 +8,21 @@ Design (one worker process):
   threads never read one socket and no hand-back queue is needed).
 * A readable connection is handed to a bounded futurist thread pool. When the pool's queue
   is full the selector thread answers ``503`` with ``Connection: close`` at once.
-* Fair sharing between workers: a worker accepts only while it has a free thread. Room
-  is claimed by a request in the pool (running or queued) and, for one turn of the
-  loop, by a connection just accepted (an idle keep-alive connection claims nothing).
-  A worker with no room takes its listeners out of the epoll set, so the kernel hands
-  new connections to a worker that has room (``EPOLLEXCLUSIVE`` wakes only registered
-  waiters). It takes them back as soon as a request ends. After ``FULL_RETRY`` seconds
-  still full, it looks at its siblings' rows of the scoreboard: while one of them has a
-  free thread it stays out (an accepted connection cannot be handed to another process,
-  so the way not to make it wait behind busy threads is not to accept it); when every
-  worker is full it accepts as many connections as it has threads (queued, or a fast
-  ``503`` past ``--max-queue``), so that under real overload clients get an answer
-  instead of waiting in the backlog.
+* Fair sharing between workers: a worker accepts only while it has room. Room is
+  claimed by a request in the pool (running or queued) and, for one turn of the loop,
+  by a connection just accepted (an idle keep-alive connection claims nothing). While
+  the scoreboard shows another worker with a free thread, room is the free threads:
+  a connection accepted here would wait behind busy threads, and an accepted
+  connection cannot be handed to another process, so the way not to make it wait is
+  not to accept it. Otherwise room is one request per thread and one queued behind
+  each (a freed thread starts on the next request at once, without a round trip
+  through this thread). A worker with no room takes its listeners out of the epoll
+  set, so the kernel hands new connections to a worker that has room
+  (``EPOLLEXCLUSIVE`` wakes only registered waiters). It takes them back as soon as a
+  request ends; after ``FULL_RETRY`` seconds still full, and with no sibling free, it
+  accepts as many connections as it has threads (queued, or a fast ``503`` past
+  ``--max-queue``), so that under real overload clients get an answer instead of
+  waiting in the backlog.
 * Idle connections carry a deadline: the keep-alive timeout, the head deadline once the
   first bytes of a request arrived (slow heads get ``408``), or the body deadline of a
   request whose small body is still being buffered (``_connection``: a drip costs a
@@ -50,6 +53,7 @@ import contextlib
 import gc
 import heapq
 import logging
+import math
 import os
 import select
 import signal
@@ -170,9 +174,8 @@ class Server:
         )
         self._accepting = False
         self._accept_paused = False  # after EMFILE & co: until the next sweep
-        # Free threads only: a connection queued behind busy threads waits for as long as
-        # the longest request in them, while another worker may have a free thread.
-        self._capacity = config.threads
+        self._sibling_free = False  # the last answer of sibling_has_room...
+        self._sibling_checked = -math.inf  # ...and when it was asked
         self._claimed = 0  # requests in the pool + accepted connections not dispatched yet
         self._claim_lock = threading.Lock()
         self._fresh: set[int] = set()  # fds accepted and not dispatched yet
@@ -279,11 +282,11 @@ class Server:
 
     def _maybe_resume_accepting(self, now: float) -> None:
         if self._full_until is not None:
-            full = self._claimed >= self._capacity
+            full = self._claimed >= self._limit()
             if full and now < self._full_until:
                 return
-            if full and self._sibling_has_room is not None and self._sibling_has_room():
-                self._full_until = now + FULL_RETRY  # stay out: they get the connections
+            if full and self._sibling_free:  # stay out: they get the connections
+                self._full_until = now + FULL_RETRY
                 return
             self._full_until = None
             self._full_retry = full
@@ -305,7 +308,7 @@ class Server:
                     self._epoll.unregister(fd)
 
     def _accept(self, listener: socket.socket) -> None:
-        room = self._capacity - self._claimed
+        room = self._limit() - self._claimed
         if room <= 0:
             if not self._full_retry:
                 self._leave_listeners()
@@ -336,8 +339,25 @@ class Server:
                 sock.close()
             if len(self._conns) > self.config.max_connections:
                 self._evict(before=batch_start)
-        if self._claimed >= self._capacity:
+        if self._claimed >= self._limit():
             self._leave_listeners()
+
+    def _limit(self) -> int:
+        """Requests (running or queued) up to which this worker accepts connections.
+
+        One per thread while another worker has a free thread: a connection queued here
+        would wait for as long as the longest request in our threads. Otherwise one more
+        queued behind each thread, so a freed thread starts on the next request at once,
+        without a round trip through this thread. Siblings are looked up (scoreboard) at
+        most every FULL_RETRY.
+        """
+        if self._sibling_has_room is not None:
+            now = self.clock()
+            if now - self._sibling_checked >= FULL_RETRY:
+                self._sibling_free = self._sibling_has_room()
+                self._sibling_checked = now
+        threads = self.config.threads
+        return threads if self._sibling_free else 2 * threads
 
     def _evict(self, before: float) -> None:
         """Past the connection limit: close the idle connections that waited longest (those

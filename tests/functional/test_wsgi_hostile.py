@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from cotyledon.wsgi._connection import PREREAD_LIMIT
+from tests.functional.test_wsgi_status import ready_pids, status
 from tests.functional.test_wsgi_status import start as start_with_status
-from tests.functional.test_wsgi_status import status
 from tests.functional.wsgi_helpers import RawClient
 from tests.support.processes import Program, wait_for
 
@@ -170,9 +170,11 @@ def test_a_full_worker_leaves_new_connections_to_a_sibling_with_room(
     """Issue 9 point 2: a worker with every thread busy kept accepting (up to twice its
     threads), and those connections waited behind the busy threads while the other
     worker had a free one."""
-    _, address = start(
+    _, port, status_port = start_with_status(
         program, "-w", "2", "-t", "2", "--pythonpath", str(sleeper_app), "blocking_app:app"
     )
+    address = ("127.0.0.1", port)
+    ready_pids(status_port, 2)  # a worker still booting has no room yet: it would wait
     longs = []
     try:
         for count in (1, 2, 3):  # three long requests: one worker is full, one has room
@@ -180,7 +182,11 @@ def test_a_full_worker_leaves_new_connections_to_a_sibling_with_room(
             client.send(b"GET /long HTTP/1.1\r\nHost: t\r\n\r\n")
             longs.append(client)
             # The app holds a request 30 s: entering within 10 s means not queued.
-            wait_for(lambda n=count: len(_entered(sleeper_app)) == n, 10)
+            try:
+                wait_for(lambda n=count: len(_entered(sleeper_app)) == n, 10)
+            except AssertionError:
+                print("ENTERED", count, _entered(sleeper_app))
+                raise
         assert len(set(_entered(sleeper_app))) == 2  # the third went to the other worker
         for _ in range(6):
             with RawClient(address, timeout=5) as quick:
