@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import dataclasses
 import logging
 import os
 import signal
@@ -41,6 +40,7 @@ from cotyledon import (
 )
 from cotyledon import _supervisor as sv
 from cotyledon._extension import MasterExtension
+from cotyledon._record import Record
 from cotyledon._replacement import RELOAD_MODES, ReplacePolicy
 from cotyledon._restart_policy import GiveUpPolicy
 from cotyledon.types import (
@@ -60,13 +60,28 @@ MASTER_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGALRM, signal.SIGHUP, 
 EXIT_GAVE_UP = _supervisor.EXIT_GAVE_UP
 
 
-@dataclasses.dataclass
-class _ServiceConfig:
+class _ServiceConfig(Record):
+    __slots__ = ("args", "factory", "kwargs", "service_id", "workers")
+
     service_id: ServiceId
     factory: Callable[..., Any]
     workers: int
     args: tuple[Any, ...]
     kwargs: dict[str, Any]
+
+    def __init__(
+        self,
+        service_id: ServiceId,
+        factory: Callable[..., Any],
+        workers: int,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> None:
+        self.service_id = service_id
+        self.factory = factory
+        self.workers = workers
+        self.args = args
+        self.kwargs = kwargs
 
 
 class ServiceManager:
@@ -381,6 +396,8 @@ class ServiceManager:
         with contextlib.suppress(OSError):
             os.setsid()
         _utils.setproctitle(_utils.master_title())
+        with contextlib.suppress(OSError):
+            _processes.libc()  # loaded once here rather than in every worker
         self._notifier = _systemd.Notifier.from_environ()
         self._supervisor = sv.Supervisor(
             graceful_shutdown_timeout=self._graceful_shutdown_timeout,

@@ -16,7 +16,6 @@ Must not: talk to systemd (only the master does), or outlive the master.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import os
 import random
@@ -27,6 +26,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, NoReturn
 
 from cotyledon import _control, _event_loop, _seatbelt, _signals, _systemd, _utils
+from cotyledon._record import Record
 from cotyledon._service import Service
 from cotyledon.types import ServiceId, WorkerId
 
@@ -40,9 +40,19 @@ ORPHAN_TIMEOUT = 60.0
 EXIT_EXCEPTION = 2
 
 
-@dataclasses.dataclass
-class WorkerConfig:
+class WorkerConfig(Record):
     """What a worker needs to start (picklable for spawn/forkserver contexts)."""
+
+    __slots__ = (
+        "args",
+        "factory",
+        "graceful_shutdown_timeout",
+        "kwargs",
+        "master_pid",
+        "on_new_worker",
+        "service_id",
+        "worker_id",
+    )
 
     service_id: ServiceId
     worker_id: WorkerId
@@ -52,6 +62,27 @@ class WorkerConfig:
     graceful_shutdown_timeout: float
     on_new_worker: Sequence[Callable[..., Any]]
     master_pid: int
+
+    def __init__(
+        self,
+        *,
+        service_id: ServiceId,
+        worker_id: WorkerId,
+        factory: Callable[..., Service],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        graceful_shutdown_timeout: float,
+        on_new_worker: Sequence[Callable[..., Any]],
+        master_pid: int,
+    ) -> None:
+        self.service_id = service_id
+        self.worker_id = worker_id
+        self.factory = factory
+        self.args = args
+        self.kwargs = kwargs
+        self.graceful_shutdown_timeout = graceful_shutdown_timeout
+        self.on_new_worker = on_new_worker
+        self.master_pid = master_pid
 
 
 def _system_exit_code(exc: SystemExit) -> int:
