@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import random
 import signal
 import sys
 import threading
@@ -171,7 +170,11 @@ class ServiceWorker:
         ):
             return 0
         _systemd.scrub_child_environ()
-        random.seed()
+        # A forked child shares its parent's random state: reseed it. Not imported yet
+        # means nothing to reseed (it seeds itself from os.urandom when imported).
+        rng = sys.modules.get("random")
+        if rng is not None:
+            rng.seed()
         self._signals = _signals.SignalPipe(WORKER_SIGNALS)
         self._signals.install()
         if mask is not None:

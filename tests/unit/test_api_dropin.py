@@ -228,7 +228,7 @@ def test_import_cotyledon_stays_light() -> None:
         import sys
         import cotyledon
         heavy = ["futurist", "httptools", "cotyledon.wsgi", "multiprocessing"]
-        heavy += ["dataclasses", "inspect", "ctypes"]  # our own cost, once
+        heavy += ["dataclasses", "inspect", "ctypes", "socket", "random"]  # our own cost
         print(sorted(name for name in heavy if name in sys.modules))
         """
     )
