@@ -13,6 +13,7 @@ import textwrap
 from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
+from unittest import mock
 
 import pytest
 
@@ -153,6 +154,15 @@ def test_slowdown_history_is_cleared_by_reconfigure(
     manager.reconfigure(sid, 1)
     manager._slowdown_respawn_if_needed()
     assert sleeps == [0.01, 0.01, 5, 0.01]
+
+
+def test_slowdown_patched_with_mock_like_2x_suites_means_now(
+    manager: cotyledon.ServiceManager,
+) -> None:
+    sid = manager.add(Svc)
+    with mock.patch.object(cotyledon.ServiceManager, "_slowdown_respawn_if_needed") as slow:
+        assert manager._respawn_gate(sid, 0.0) == 0.0
+    assert slow.call_args_list == [mock.call()]
 
 
 def test_master_respawn_gate_never_sleeps(
