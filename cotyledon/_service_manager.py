@@ -336,8 +336,8 @@ class ServiceManager:
         on the manager, gets instant respawns: the patched callable is called without
         arguments before each fork, as 2.x did, and the fork happens at once.
         """
-        expected = sum(config.workers for config in self._services.values())
         with self._lock:
+            expected = sum(config.workers for config in self._services.values())
             too_fast = False
             if len(self._forktimes) > expected:
                 # wall clock, as 2.x: suites written for it patch time.time
