@@ -176,3 +176,14 @@ def test_a_connection_waiting_in_the_accept_queue_is_served_not_reset(
         assert prog.wait(30) == 0
     finally:
         gate.close()
+
+
+def test_sigquit_is_the_fast_stop(program: type[Program]) -> None:
+    prog, _port, status_port = start(
+        program, "-w", "1", "--shutdown-delay", "30", "examples.wsgi.hello:app"
+    )
+    wait_for(lambda: ready(status_port), 30, "/readyz 200")
+    prog.signal(signal.SIGQUIT)
+    prog.wait_line(r"SIGQUIT: stopping at once", 10)
+    prog.wait(20)  # long before the 30 s delay
+    assert not prog.descendants()
