@@ -11,12 +11,14 @@ Must not: decide when to fork or kill (the supervisor does), or log.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import signal
 from collections.abc import Iterable
+from typing import Any
 
 PR_SET_PDEATHSIG = 1
+
+_libc: Any = None
 
 
 def exit_code(status: int) -> int:
@@ -59,10 +61,23 @@ def send_signal(pids: Iterable[int], signum: int) -> None:
 def set_pdeathsig(signum: int) -> bool:
     """Ask the kernel to send ``signum`` to this process when its parent thread dies."""
     try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        return bool(libc.prctl(PR_SET_PDEATHSIG, signum, 0, 0, 0) == 0)
+        return bool(libc().prctl(PR_SET_PDEATHSIG, signum, 0, 0, 0) == 0)
     except (OSError, AttributeError):
         return False
+
+
+def libc() -> Any:
+    """The C library through ctypes, loaded once. ``import cotyledon`` does not pay for
+    ctypes: the master loads it before its first fork, so forked workers inherit it.
+
+    :raises OSError: it cannot be loaded.
+    """
+    global _libc
+    if _libc is None:
+        import ctypes  # noqa: PLC0415 - see above
+
+        _libc = ctypes.CDLL(None, use_errno=True)
+    return _libc
 
 
 def signal_name(signum: int) -> str:

@@ -19,17 +19,16 @@ Must not: know about processes beyond pids, or read a clock.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable
 
+from cotyledon._record import FrozenRecord, Record
 from cotyledon.types import WorkerId
 
 #: How the workers of a service take a reload (SIGHUP).
 RELOAD_MODES = ("signal", "replace")
 
 
-@dataclasses.dataclass(frozen=True)
-class ReplacePolicy:
+class ReplacePolicy(FrozenRecord):
     """How a service's workers are replaced.
 
     :param max_surge: workers replaced at once (each has its old process still serving).
@@ -37,31 +36,44 @@ class ReplacePolicy:
         replacement is aborted and the old worker keeps serving.
     """
 
-    max_surge: int = 1
-    start_timeout: float = 60.0
+    __slots__ = ("max_surge", "start_timeout")
 
-    def __post_init__(self) -> None:
-        if isinstance(self.max_surge, bool) or not isinstance(self.max_surge, int):
-            raise TypeError(f"max_surge must be an int >= 1, not: {self.max_surge!r}")
-        if self.max_surge < 1:
-            raise ValueError(f"max_surge must be an int >= 1, not: {self.max_surge!r}")
-        if not self.start_timeout > 0:
-            raise ValueError(f"start_timeout must be > 0, not: {self.start_timeout!r}")
+    max_surge: int
+    start_timeout: float
+
+    def __init__(self, max_surge: int = 1, start_timeout: float = 60.0) -> None:
+        if isinstance(max_surge, bool) or not isinstance(max_surge, int):
+            raise TypeError(f"max_surge must be an int >= 1, not: {max_surge!r}")
+        if max_surge < 1:
+            raise ValueError(f"max_surge must be an int >= 1, not: {max_surge!r}")
+        if not start_timeout > 0:
+            raise ValueError(f"start_timeout must be > 0, not: {start_timeout!r}")
+        self.max_surge = max_surge
+        self.start_timeout = start_timeout
 
 
-@dataclasses.dataclass
-class Replacement:
+class Replacement(Record):
     """The replacement state of one service."""
 
+    __slots__ = ("aborted", "outgoing", "policy", "queue", "reasons", "reloading")
+
     policy: ReplacePolicy
-    queue: list[WorkerId] = dataclasses.field(default_factory=list)
+    queue: list[WorkerId]
     #: worker id -> pid of the old process still serving while its replacement starts.
-    outgoing: dict[WorkerId, int] = dataclasses.field(default_factory=dict)
-    reasons: dict[WorkerId, str] = dataclasses.field(default_factory=dict)
+    outgoing: dict[WorkerId, int]
+    reasons: dict[WorkerId, str]
     #: A reload asked for this run (systemd RELOADING until it is done).
-    reloading: bool = False
+    reloading: bool
     #: A replacement of this run was aborted (the run ends without replacing every one).
-    aborted: bool = False
+    aborted: bool
+
+    def __init__(self, policy: ReplacePolicy) -> None:
+        self.policy = policy
+        self.queue = []
+        self.outgoing = {}
+        self.reasons = {}
+        self.reloading = False
+        self.aborted = False
 
     @property
     def active(self) -> bool:

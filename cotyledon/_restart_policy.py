@@ -20,34 +20,38 @@ Must not: read a clock, sleep, log or import ``os``/``time``/``signal``/``loggin
 
 from __future__ import annotations
 
-import dataclasses
 from collections import deque
+
+from cotyledon._record import FrozenRecord
 
 #: Upstream's pause after forking too fast, in seconds.
 DEFAULT_PAUSE = 5.0
 
 
-@dataclasses.dataclass(frozen=True)
-class GiveUpPolicy:
+class GiveUpPolicy(FrozenRecord):
     """Stop the manager when a service restarts more than ``max_restarts`` times within
     ``period`` seconds (OTP ``intensity``/``period``).
 
     :raises ValueError: ``max_restarts`` < 0 or ``period`` <= 0.
     """
 
+    __slots__ = ("max_restarts", "period")
+
     max_restarts: int
     period: float
 
-    def __post_init__(self) -> None:
-        if isinstance(self.max_restarts, bool) or not isinstance(self.max_restarts, int):
+    def __init__(self, max_restarts: int, period: float) -> None:
+        if isinstance(max_restarts, bool) or not isinstance(max_restarts, int):
             raise TypeError(
-                f"'max_restarts' must be an int >= 0, not: {self.max_restarts!r} "
-                f"({type(self.max_restarts).__name__})"
+                f"'max_restarts' must be an int >= 0, not: {max_restarts!r} "
+                f"({type(max_restarts).__name__})"
             )
-        if self.max_restarts < 0:
-            raise ValueError(f"'max_restarts' must be an int >= 0, not: {self.max_restarts}")
-        if not isinstance(self.period, (int, float)) or self.period <= 0:
-            raise ValueError(f"'restart_period' must be a number > 0, not: {self.period!r}")
+        if max_restarts < 0:
+            raise ValueError(f"'max_restarts' must be an int >= 0, not: {max_restarts}")
+        if not isinstance(period, (int, float)) or period <= 0:
+            raise ValueError(f"'restart_period' must be a number > 0, not: {period!r}")
+        self.max_restarts = max_restarts
+        self.period = period
 
 
 class RestartBudget:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import dataclasses
 import logging
 import os
 import signal
@@ -41,6 +40,7 @@ from cotyledon import (
 )
 from cotyledon import _supervisor as sv
 from cotyledon._extension import MasterExtension
+from cotyledon._record import Record
 from cotyledon._replacement import RELOAD_MODES, ReplacePolicy
 from cotyledon._restart_policy import GiveUpPolicy
 from cotyledon.types import (
@@ -60,13 +60,28 @@ MASTER_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGALRM, signal.SIGHUP, 
 EXIT_GAVE_UP = _supervisor.EXIT_GAVE_UP
 
 
-@dataclasses.dataclass
-class _ServiceConfig:
+class _ServiceConfig(Record):
+    __slots__ = ("args", "factory", "kwargs", "service_id", "workers")
+
     service_id: ServiceId
     factory: Callable[..., Any]
     workers: int
     args: tuple[Any, ...]
     kwargs: dict[str, Any]
+
+    def __init__(
+        self,
+        service_id: ServiceId,
+        factory: Callable[..., Any],
+        workers: int,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> None:
+        self.service_id = service_id
+        self.factory = factory
+        self.workers = workers
+        self.args = args
+        self.kwargs = kwargs
 
 
 class ServiceManager:
@@ -74,13 +89,17 @@ class ServiceManager:
 
     :param wait_interval: accepted for compatibility; upstream slept this long before
         every fork, our master never sleeps (forks happen at once, within the restart
-        budget).
+        budget). Only a program calling :meth:`_slowdown_respawn_if_needed` sleeps it.
     :param graceful_shutdown_timeout: seconds the whole graceful shutdown may take before
         the remaining workers are SIGKILLed (0: no limit); also the default for services
         whose own ``graceful_shutdown_timeout`` is None.
     :param mp_context: None or a ``fork`` multiprocessing context: workers are forked
         directly. A ``spawn`` or ``forkserver`` context: workers are started through it
         (service class, args and new-worker hooks must be picklable). Read at each start.
+        When None, the :attr:`mp_context` attribute reads as
+        ``multiprocessing.get_context()`` (as in cotyledon 2.2) and that very object still
+        means "fork directly", even where the default start method is forkserver
+        (Python 3.14).
     :param max_restarts: opt-in give-up policy, the default of :meth:`add`: when a service
         restarts more than this many times within ``restart_period`` seconds, the manager
         stops and ``run()`` exits with status 3. None (default): never give up.
@@ -104,7 +123,13 @@ class ServiceManager:
         ServiceManager._process_runner_already_created = True
         self.wait_interval = wait_interval
         self._graceful_shutdown_timeout = graceful_shutdown_timeout
-        self.mp_context = mp_context
+        #: The context reported when none was given; this object means "fork directly".
+        self._default_mp_context: Any = None
+        if mp_context is None:
+            mp_context = self._default_mp_context = _utils.default_mp_context()
+        self.mp_context: Any = mp_context
+        #: Fork times of the compat :meth:`_slowdown_respawn_if_needed` (programs call it).
+        self._forktimes: collections.deque[float] = collections.deque()
         self._give_up = _give_up_policy(max_restarts, restart_period)
         self._services: dict[ServiceId, _ServiceConfig] = {}
         self._hooks: dict[str, list[Callable[..., Any]]] = {
@@ -209,6 +234,7 @@ class ServiceManager:
                 raise ValueError(f"{service_id} service id doesn't exists") from None
             _utils.check_workers(workers, 1 - config.workers)
             config.workers = workers
+            self._forktimes.clear()
             self._queue(sv.Reconfigured(service_id, workers))
 
     def register_hooks(
@@ -299,21 +325,41 @@ class ServiceManager:
                 return
         os.kill(os.getpid(), signal.SIGTERM)
 
-    def _slowdown_respawn_if_needed(self, service_id: ServiceId | None = None) -> float:
-        """Compat hook called before every fork. Upstream slept here (``wait_interval``,
-        or 5 s when forking too fast); our master never sleeps: this returns how long the
-        service's next fork must wait under its restart budget (0: now), and the master
-        schedules a deadline. Programs that patch it out (any non-number return) get
-        instant respawns, as before."""
-        if self._supervisor is None or service_id is None:
-            return 0.0
-        return self._supervisor.respawn_delay(service_id, self._clock())
+    def _slowdown_respawn_if_needed(self) -> None:
+        """cotyledon 2.x's rate limit, kept for programs that call it: one ``time.sleep``
+        per call, 5 s ("Forking too fast, sleeping") when more than N fork times are
+        recorded and the oldest is less than N seconds old (N: the configured workers of
+        every service), else ``wait_interval``; then records this fork time.
+
+        Our master never calls it (a throttled fork is a deadline of the service's
+        restart budget, never a sleep). A program that patches it out, on the class or
+        on the manager, gets instant respawns: the patched callable is called without
+        arguments before each fork, as 2.x did, and the fork happens at once.
+        """
+        with self._lock:
+            expected = sum(config.workers for config in self._services.values())
+            too_fast = False
+            if len(self._forktimes) > expected:
+                # wall clock, as 2.x: suites written for it patch time.time
+                too_fast = time.time() - self._forktimes[0] < expected
+                self._forktimes.popleft()
+        if too_fast:
+            LOG.info("Forking too fast, sleeping")
+            time.sleep(5)
+        else:
+            time.sleep(self.wait_interval)
+        with self._lock:
+            self._forktimes.append(time.time())
 
     def _respawn_gate(self, service_id: ServiceId, now: float) -> float:
-        delay = self._slowdown_respawn_if_needed(service_id)
-        if isinstance(delay, bool) or not isinstance(delay, (int, float)):
+        """Seconds before the service's next fork: its restart budget's answer, or 0 when
+        the program patched :meth:`_slowdown_respawn_if_needed` out (called as 2.x did)."""
+        slowdown = self._slowdown_respawn_if_needed
+        if getattr(slowdown, "__func__", None) is not _OWN_SLOWDOWN:
+            slowdown()
             return 0.0
-        return float(delay)
+        assert self._supervisor is not None
+        return self._supervisor.respawn_delay(service_id, now)
 
     def _queue(self, event: sv.Event) -> None:
         """Under the lock: hand ``event`` to the master loop (waking it if running)."""
@@ -350,6 +396,8 @@ class ServiceManager:
         with contextlib.suppress(OSError):
             os.setsid()
         _utils.setproctitle(_utils.master_title())
+        with contextlib.suppress(OSError):
+            _processes.libc()  # loaded once here rather than in every worker
         self._notifier = _systemd.Notifier.from_environ()
         self._supervisor = sv.Supervisor(
             graceful_shutdown_timeout=self._graceful_shutdown_timeout,
@@ -452,6 +500,8 @@ class ServiceManager:
             elif signum == signal.SIGALRM:
                 self._feed(sv.StopTimedOut())
             elif signum == signal.SIGHUP:
+                with self._lock:
+                    self._forktimes.clear()
                 self._feed(sv.ReloadRequested())
             elif any(signum in ext.signals for ext in self._extensions):
                 self._notify_extensions("on_signal", signum)
@@ -536,9 +586,9 @@ class ServiceManager:
 
     def _start_worker(self, config: _service_worker.WorkerConfig) -> int:
         ctx = self.mp_context
-        if ctx is not None and ctx.get_start_method() != "fork":
-            return self._start_through_context(ctx, config)
-        return self._fork(config)
+        if ctx is None or ctx is self._default_mp_context or ctx.get_start_method() == "fork":
+            return self._fork(config)
+        return self._start_through_context(ctx, config)
 
     def _fork(self, config: _service_worker.WorkerConfig) -> int:
         assert self._signals is not None
@@ -730,6 +780,10 @@ class ServiceManager:
             with contextlib.suppress(Exception):
                 stream.flush()
         os._exit(code)
+
+
+#: Ours, as defined: anything else found under that name was patched in by the program.
+_OWN_SLOWDOWN = ServiceManager._slowdown_respawn_if_needed
 
 
 def _give_up_policy(max_restarts: int | None, period: float) -> GiveUpPolicy | None:

@@ -16,10 +16,8 @@ Must not: talk to systemd (only the master does), or outlive the master.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import os
-import random
 import signal
 import sys
 import threading
@@ -27,6 +25,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, NoReturn
 
 from cotyledon import _control, _event_loop, _seatbelt, _signals, _systemd, _utils
+from cotyledon._record import Record
 from cotyledon._service import Service
 from cotyledon.types import ServiceId, WorkerId
 
@@ -40,9 +39,19 @@ ORPHAN_TIMEOUT = 60.0
 EXIT_EXCEPTION = 2
 
 
-@dataclasses.dataclass
-class WorkerConfig:
+class WorkerConfig(Record):
     """What a worker needs to start (picklable for spawn/forkserver contexts)."""
+
+    __slots__ = (
+        "args",
+        "factory",
+        "graceful_shutdown_timeout",
+        "kwargs",
+        "master_pid",
+        "on_new_worker",
+        "service_id",
+        "worker_id",
+    )
 
     service_id: ServiceId
     worker_id: WorkerId
@@ -52,6 +61,27 @@ class WorkerConfig:
     graceful_shutdown_timeout: float
     on_new_worker: Sequence[Callable[..., Any]]
     master_pid: int
+
+    def __init__(
+        self,
+        *,
+        service_id: ServiceId,
+        worker_id: WorkerId,
+        factory: Callable[..., Service],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        graceful_shutdown_timeout: float,
+        on_new_worker: Sequence[Callable[..., Any]],
+        master_pid: int,
+    ) -> None:
+        self.service_id = service_id
+        self.worker_id = worker_id
+        self.factory = factory
+        self.args = args
+        self.kwargs = kwargs
+        self.graceful_shutdown_timeout = graceful_shutdown_timeout
+        self.on_new_worker = on_new_worker
+        self.master_pid = master_pid
 
 
 def _system_exit_code(exc: SystemExit) -> int:
@@ -140,7 +170,11 @@ class ServiceWorker:
         ):
             return 0
         _systemd.scrub_child_environ()
-        random.seed()
+        # A forked child shares its parent's random state: reseed it. Not imported yet
+        # means nothing to reseed (it seeds itself from os.urandom when imported).
+        rng = sys.modules.get("random")
+        if rng is not None:
+            rng.seed()
         self._signals = _signals.SignalPipe(WORKER_SIGNALS)
         self._signals.install()
         if mask is not None:

@@ -19,13 +19,13 @@ Must not: fork, kill, read a clock, log or import ``os``/``signal``/``time``/``l
 
 from __future__ import annotations
 
-import dataclasses
 import enum
 import functools
 import re
 from collections.abc import Callable, Hashable
 
 from cotyledon._deadlines import Deadlines
+from cotyledon._record import FrozenRecord, Record
 from cotyledon._replacement import Replacement, ReplacePolicy
 from cotyledon._restart_policy import GiveUpPolicy, RestartBudget
 from cotyledon.types import ServiceId, WorkerId
@@ -56,121 +56,201 @@ class Phase(enum.Enum):
 # ---------------------------------------------------------------------------- events
 
 
-@dataclasses.dataclass(frozen=True)
-class Started:
+class Started(FrozenRecord):
     """run() began: fork the initial workers."""
 
+    __slots__ = ()
 
-@dataclasses.dataclass(frozen=True)
-class ServiceAdded:
+
+class ServiceAdded(FrozenRecord):
+    __slots__ = ("give_up", "name", "reload", "replace", "service_id", "workers")
+
     service_id: ServiceId
     workers: int
-    give_up: GiveUpPolicy | None = None
+    give_up: GiveUpPolicy | None
     #: Shown in the systemd STATUS line (default: none, only the totals are shown).
-    name: str = ""
+    name: str
     #: SIGHUP: "signal" forwards it to the workers, "replace" replaces them one by one.
-    reload: str = "signal"
-    replace: ReplacePolicy = dataclasses.field(default_factory=ReplacePolicy)
+    reload: str
+    replace: ReplacePolicy
+
+    def __init__(
+        self,
+        service_id: ServiceId,
+        workers: int,
+        give_up: GiveUpPolicy | None = None,
+        *,
+        name: str = "",
+        reload: str = "signal",
+        replace: ReplacePolicy | None = None,
+    ) -> None:
+        self.service_id = service_id
+        self.workers = workers
+        self.give_up = give_up
+        self.name = name
+        self.reload = reload
+        self.replace = ReplacePolicy() if replace is None else replace
 
 
-@dataclasses.dataclass(frozen=True)
-class ReplaceRequested:
+class ReplaceRequested(FrozenRecord):
     """Replace these workers of a service progressively (all of them when None)."""
 
+    __slots__ = ("reason", "service_id", "worker_ids")
+
     service_id: ServiceId
-    worker_ids: tuple[WorkerId, ...] | None = None
-    reason: str = "replace"
+    worker_ids: tuple[WorkerId, ...] | None
+    reason: str
+
+    def __init__(
+        self,
+        service_id: ServiceId,
+        worker_ids: tuple[WorkerId, ...] | None = None,
+        reason: str = "replace",
+    ) -> None:
+        self.service_id = service_id
+        self.worker_ids = worker_ids
+        self.reason = reason
 
 
-@dataclasses.dataclass(frozen=True)
-class ReplacementAsked:
+class ReplacementAsked(FrozenRecord):
     """The worker ``pid`` asked to be replaced (it reached a recycling limit)."""
 
+    __slots__ = ("pid", "reason")
+
     pid: int
-    reason: str = ""
+    reason: str
+
+    def __init__(self, pid: int, reason: str = "") -> None:
+        self.pid = pid
+        self.reason = reason
 
 
-@dataclasses.dataclass(frozen=True)
-class Reconfigured:
+class Reconfigured(FrozenRecord):
+    __slots__ = ("service_id", "workers")
+
     service_id: ServiceId
     workers: int
 
+    def __init__(self, service_id: ServiceId, workers: int) -> None:
+        self.service_id = service_id
+        self.workers = workers
 
-@dataclasses.dataclass(frozen=True)
-class ChildSpawned:
+
+class ChildSpawned(FrozenRecord):
     """The driver forked ``pid`` for a slot (outcome of :class:`SpawnWorker`)."""
+
+    __slots__ = ("pid", "service_id", "worker_id")
 
     service_id: ServiceId
     worker_id: WorkerId
     pid: int
 
+    def __init__(self, service_id: ServiceId, worker_id: WorkerId, pid: int) -> None:
+        self.service_id = service_id
+        self.worker_id = worker_id
+        self.pid = pid
 
-@dataclasses.dataclass(frozen=True)
-class SpawnFailed:
+
+class SpawnFailed(FrozenRecord):
     """The driver could not fork for a slot (outcome of :class:`SpawnWorker`)."""
+
+    __slots__ = ("error", "service_id", "worker_id")
 
     service_id: ServiceId
     worker_id: WorkerId
     error: str
 
+    def __init__(self, service_id: ServiceId, worker_id: WorkerId, error: str) -> None:
+        self.service_id = service_id
+        self.worker_id = worker_id
+        self.error = error
 
-@dataclasses.dataclass(frozen=True)
-class WorkerStarted:
+
+class WorkerStarted(FrozenRecord):
     """The worker ``pid`` entered run() (reported over the control channel)."""
 
+    __slots__ = ("pid",)
+
     pid: int
 
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
 
-@dataclasses.dataclass(frozen=True)
-class WorkerReloaded:
+
+class WorkerReloaded(FrozenRecord):
     """The worker ``pid`` finished its own ``reload()`` and keeps running."""
 
+    __slots__ = ("pid",)
+
     pid: int
 
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
 
-@dataclasses.dataclass(frozen=True)
-class HealthReported:
+
+class HealthReported(FrozenRecord):
+    __slots__ = ("ok", "pid", "reason")
+
     pid: int
     ok: bool
-    reason: str = ""
+    reason: str
+
+    def __init__(self, pid: int, ok: bool, reason: str = "") -> None:
+        self.pid = pid
+        self.ok = ok
+        self.reason = reason
 
 
-@dataclasses.dataclass(frozen=True)
-class ChildExited:
+class ChildExited(FrozenRecord):
     """A child was reaped; ``exit_code`` is negative when killed by that signal."""
+
+    __slots__ = ("exit_code", "pid")
 
     pid: int
     exit_code: int
 
+    def __init__(self, pid: int, exit_code: int) -> None:
+        self.pid = pid
+        self.exit_code = exit_code
 
-@dataclasses.dataclass(frozen=True)
-class StopRequested:
+
+class StopRequested(FrozenRecord):
     """SIGTERM (or shutdown()): stop gracefully. A master extension that gives up (the
     WSGI server when no worker can load its app) sets ``code`` and says why in ``reason``
     (sent in sd-notify ``STATUS=``)."""
 
-    code: int = 0
-    reason: str = ""
+    __slots__ = ("code", "reason")
+
+    code: int
+    reason: str
+
+    def __init__(self, code: int = 0, reason: str = "") -> None:
+        self.code = code
+        self.reason = reason
 
 
-@dataclasses.dataclass(frozen=True)
-class StopTimedOut:
+class StopTimedOut(FrozenRecord):
     """SIGALRM reached the master: end the graceful stop now."""
 
+    __slots__ = ()
 
-@dataclasses.dataclass(frozen=True)
-class FastExitRequested:
+
+class FastExitRequested(FrozenRecord):
     """SIGINT: interrupt every worker and exit at once."""
 
+    __slots__ = ()
 
-@dataclasses.dataclass(frozen=True)
-class ReloadRequested:
+
+class ReloadRequested(FrozenRecord):
     """SIGHUP."""
 
+    __slots__ = ()
 
-@dataclasses.dataclass(frozen=True)
-class Tick:
+
+class Tick(FrozenRecord):
     """Time passed: handle the deadlines that are due."""
+
+    __slots__ = ()
 
 
 Event = (
@@ -195,117 +275,187 @@ Event = (
 # --------------------------------------------------------------------------- actions
 
 
-@dataclasses.dataclass(frozen=True)
-class SpawnWorker:
+class SpawnWorker(FrozenRecord):
     """Fork a worker for this slot, then feed back ChildSpawned or SpawnFailed."""
+
+    __slots__ = ("service_id", "worker_id")
 
     service_id: ServiceId
     worker_id: WorkerId
 
+    def __init__(self, service_id: ServiceId, worker_id: WorkerId) -> None:
+        self.service_id = service_id
+        self.worker_id = worker_id
 
-@dataclasses.dataclass(frozen=True)
-class StopWorker:
+
+class StopWorker(FrozenRecord):
     """SIGTERM one surplus worker (scale-down); it is not respawned."""
+
+    __slots__ = ("pid",)
 
     pid: int
 
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
 
-@dataclasses.dataclass(frozen=True)
-class StopWorkers:
+
+class StopWorkers(FrozenRecord):
     """Graceful shutdown: SIGTERM every worker (the compat 'Killing services' lines)."""
 
+    __slots__ = ("pids",)
+
     pids: tuple[int, ...]
 
+    def __init__(self, pids: tuple[int, ...]) -> None:
+        self.pids = pids
 
-@dataclasses.dataclass(frozen=True)
-class InterruptWorkers:
+
+class InterruptWorkers(FrozenRecord):
     """Fast exit: SIGINT every worker."""
 
+    __slots__ = ("pids",)
+
     pids: tuple[int, ...]
 
+    def __init__(self, pids: tuple[int, ...]) -> None:
+        self.pids = pids
 
-@dataclasses.dataclass(frozen=True)
-class KillWorkers:
+
+class KillWorkers(FrozenRecord):
     """SIGKILL what is left."""
 
+    __slots__ = ("pids",)
+
     pids: tuple[int, ...]
 
+    def __init__(self, pids: tuple[int, ...]) -> None:
+        self.pids = pids
 
-@dataclasses.dataclass(frozen=True)
-class ReloadWorkers:
+
+class ReloadWorkers(FrozenRecord):
     """Forward SIGHUP to these workers."""
 
+    __slots__ = ("pids",)
+
     pids: tuple[int, ...]
 
+    def __init__(self, pids: tuple[int, ...]) -> None:
+        self.pids = pids
 
-@dataclasses.dataclass(frozen=True)
-class RunHooks:
+
+class RunHooks(FrozenRecord):
     """Run the master-side hooks of ``kind`` ("terminate" or "reload")."""
+
+    __slots__ = ("kind",)
 
     kind: str
 
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
 
-@dataclasses.dataclass(frozen=True)
-class ReportExit:
+
+class ReportExit(FrozenRecord):
     """A worker died while running: run on_dead_worker hooks and log its status."""
+
+    __slots__ = ("exit_code", "pid", "service_id", "worker_id")
 
     service_id: ServiceId
     worker_id: WorkerId
     pid: int
     exit_code: int
 
+    def __init__(
+        self, service_id: ServiceId, worker_id: WorkerId, pid: int, exit_code: int
+    ) -> None:
+        self.service_id = service_id
+        self.worker_id = worker_id
+        self.pid = pid
+        self.exit_code = exit_code
 
-@dataclasses.dataclass(frozen=True)
-class Throttled:
+
+class Throttled(FrozenRecord):
     """A service forks too fast: its next fork waits until ``until``."""
+
+    __slots__ = ("service_id", "until")
 
     service_id: ServiceId
     until: float
 
+    def __init__(self, service_id: ServiceId, until: float) -> None:
+        self.service_id = service_id
+        self.until = until
 
-@dataclasses.dataclass(frozen=True)
-class RetrySpawn:
+
+class RetrySpawn(FrozenRecord):
     """A fork failed; it is retried after ``delay`` seconds."""
+
+    __slots__ = ("delay", "error", "service_id", "worker_id")
 
     service_id: ServiceId
     worker_id: WorkerId
     delay: float
     error: str
 
+    def __init__(
+        self, service_id: ServiceId, worker_id: WorkerId, delay: float, error: str
+    ) -> None:
+        self.service_id = service_id
+        self.worker_id = worker_id
+        self.delay = delay
+        self.error = error
 
-@dataclasses.dataclass(frozen=True)
-class Notify:
+
+class Notify(FrozenRecord):
     """Tell systemd: kind is ready, reloading, stopping, watchdog or extend."""
 
+    __slots__ = ("kind", "status")
+
     kind: str
-    status: str = ""
+    status: str
+
+    def __init__(self, kind: str, status: str = "") -> None:
+        self.kind = kind
+        self.status = status
 
 
-@dataclasses.dataclass(frozen=True)
-class GaveUp:
+class GaveUp(FrozenRecord):
     """A service exhausted its give-up policy: the manager stops with EXIT_GAVE_UP."""
+
+    __slots__ = ("max_restarts", "period", "service_id")
 
     service_id: ServiceId
     max_restarts: int
     period: float
 
+    def __init__(self, service_id: ServiceId, max_restarts: int, period: float) -> None:
+        self.service_id = service_id
+        self.max_restarts = max_restarts
+        self.period = period
 
-@dataclasses.dataclass(frozen=True)
-class GracefulTimeout:
+
+class GracefulTimeout(FrozenRecord):
     """The graceful stop took too long: SIGKILL ``pids`` and exit 1 at once."""
+
+    __slots__ = ("pids",)
 
     pids: tuple[int, ...]
 
+    def __init__(self, pids: tuple[int, ...]) -> None:
+        self.pids = pids
 
-@dataclasses.dataclass(frozen=True)
-class Exit:
+
+class Exit(FrozenRecord):
     """Every worker is gone: the master exits with ``code``."""
+
+    __slots__ = ("code",)
 
     code: int
 
+    def __init__(self, code: int) -> None:
+        self.code = code
 
-@dataclasses.dataclass(frozen=True)
-class ReplaceStep:
+
+class ReplaceStep(FrozenRecord):
     """Log a step of a worker replacement.
 
     ``kind``: "replacing" (the slot gets a new process, ``old_pid`` keeps serving),
@@ -315,12 +465,30 @@ class ReplaceStep:
     aborted, so not every worker was replaced).
     """
 
+    __slots__ = ("kind", "new_pid", "old_pid", "reason", "service_id", "worker_id")
+
     kind: str
     service_id: ServiceId
-    worker_id: WorkerId | None = None
-    old_pid: int | None = None
-    new_pid: int | None = None
-    reason: str = ""
+    worker_id: WorkerId | None
+    old_pid: int | None
+    new_pid: int | None
+    reason: str
+
+    def __init__(  # noqa: PLR0917 - positional, as the dataclass it replaced
+        self,
+        kind: str,
+        service_id: ServiceId,
+        worker_id: WorkerId | None = None,
+        old_pid: int | None = None,
+        new_pid: int | None = None,
+        reason: str = "",
+    ) -> None:
+        self.kind = kind
+        self.service_id = service_id
+        self.worker_id = worker_id
+        self.old_pid = old_pid
+        self.new_pid = new_pid
+        self.reason = reason
 
 
 Action = (
@@ -344,28 +512,70 @@ Action = (
 # ----------------------------------------------------------------------------- state
 
 
-@dataclasses.dataclass
-class _Service:
+class _Service(Record):
+    __slots__ = (
+        "budget",
+        "name",
+        "reload",
+        "replacement",
+        "restarting",
+        "service_id",
+        "spawn_failures",
+        "workers",
+    )
+
     service_id: ServiceId
     workers: int
     budget: RestartBudget
-    name: str = ""
-    spawn_failures: int = 0
+    name: str
+    spawn_failures: int
     #: Worker ids whose worker died and awaits its replacement (a restart).
-    restarting: set[WorkerId] = dataclasses.field(default_factory=set)
-    reload: str = "signal"
-    replacement: Replacement = dataclasses.field(
-        default_factory=lambda: Replacement(ReplacePolicy())
-    )
+    restarting: set[WorkerId]
+    reload: str
+    replacement: Replacement
+
+    def __init__(
+        self,
+        service_id: ServiceId,
+        workers: int,
+        budget: RestartBudget,
+        *,
+        name: str = "",
+        reload: str = "signal",
+        replacement: Replacement | None = None,
+    ) -> None:
+        self.service_id = service_id
+        self.workers = workers
+        self.budget = budget
+        self.name = name
+        self.spawn_failures = 0
+        self.restarting = set()
+        self.reload = reload
+        self.replacement = Replacement(ReplacePolicy()) if replacement is None else replacement
 
 
-@dataclasses.dataclass
-class _Proc:
+class _Proc(Record):
+    __slots__ = ("healthy", "pid", "retiring", "slot", "started")
+
     pid: int
     slot: Slot
-    started: bool = False
-    retiring: bool = False
-    healthy: bool = True
+    started: bool
+    retiring: bool
+    healthy: bool
+
+    def __init__(
+        self,
+        pid: int,
+        slot: Slot,
+        started: bool = False,
+        retiring: bool = False,
+        healthy: bool = True,
+    ) -> None:
+        self.pid = pid
+        self.slot = slot
+        self.started = started
+        self.retiring = retiring
+        self.healthy = healthy
 
 
 @functools.cache
@@ -559,7 +769,7 @@ class Supervisor:
             if svc.budget.record_restart(now):
                 assert svc.budget.give_up is not None
                 policy = svc.budget.give_up
-                actions.append(GaveUp(svc.service_id, *dataclasses.astuple(policy)))
+                actions.append(GaveUp(svc.service_id, policy.max_restarts, policy.period))
                 why = (
                     f"{svc.name or 'a service'} restarted more than {policy.max_restarts} "
                     f"times in {policy.period:g} s, giving up"

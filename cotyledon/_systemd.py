@@ -17,11 +17,14 @@ import errno
 import logging
 import os
 import re
-import socket
 import stat
 import time
 from collections.abc import MutableMapping
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
+
+if TYPE_CHECKING:
+    # Imported where a socket is made: `import cotyledon` does not pay for it.
+    import socket
 
 __all__ = [
     "CHILD_ENVIRON_KEYS",
@@ -60,9 +63,8 @@ CHILD_ENVIRON_KEYS = (
 # socket has a deep queue, so hitting this means the message is lost anyway.
 SEND_TIMEOUT = 1.0
 
-# Linux has both; elsewhere (nominal support) Python's sockets are close-on-exec anyway
-# (PEP 446) and time.monotonic is the system's monotonic clock.
-_SOCK_CLOEXEC = getattr(socket, "SOCK_CLOEXEC", 0)
+# Linux has CLOCK_MONOTONIC; elsewhere (nominal support) time.monotonic is the system's
+# monotonic clock.
 _CLOCK_MONOTONIC = getattr(time, "CLOCK_MONOTONIC", None)
 
 _KEY = re.compile(r"[A-Z][A-Z0-9_]*\Z")
@@ -170,7 +172,12 @@ class Notifier:
 
     def _socket(self) -> socket.socket:
         if self._sock is None:
-            self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | _SOCK_CLOEXEC)
+            import socket  # noqa: PLC0415 - see the TYPE_CHECKING import
+
+            # Linux has SOCK_CLOEXEC; elsewhere (nominal support) Python's sockets are
+            # close-on-exec anyway (PEP 446).
+            cloexec = getattr(socket, "SOCK_CLOEXEC", 0)
+            self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | cloexec)
             self._sock.settimeout(SEND_TIMEOUT)
         return self._sock
 
@@ -354,6 +361,8 @@ def listen_fds(environ: Environ | None = None, unset_environment: bool = True) -
         for fd in fds:
             os.set_inheritable(fd, False)  # FD_CLOEXEC
         pairs = zip(names, fds, strict=True)
+        import socket  # noqa: PLC0415 - see the TYPE_CHECKING import
+
         return [ListenFd(name, socket.socket(fileno=fd)) for name, fd in pairs]
     finally:
         if unset_environment:

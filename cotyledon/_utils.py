@@ -3,7 +3,7 @@ checks, hook running, process titles.
 
 Job: small shared helpers whose names and messages are part of the public contract
 (spec/api.md): ``signal_to_name``, ``check_callable``, ``check_workers``, ``run_hooks``
-(logger ``cotyledon._utils``), ``get_process_name``, ``setproctitle``.
+(logger ``cotyledon._utils``), ``get_process_name``, ``setproctitle``, ``spawn_process``.
 
 Must not: hold state or perform supervision.
 """
@@ -78,6 +78,26 @@ def run_hooks(name: str, hooks: Iterable[Callable[..., Any]], *args: Any) -> Non
             hook(*args)
     except Exception:
         LOG.exception("Exception raised during %s hooks", name)
+
+
+def default_mp_context() -> Any:
+    """What ``multiprocessing.get_context()`` returns, without fixing the start method as
+    a side effect (a program may still call ``multiprocessing.set_start_method()``)."""
+    import multiprocessing  # noqa: PLC0415 - not needed by `import cotyledon`
+
+    method = multiprocessing.get_start_method(allow_none=True)
+    return multiprocessing.get_context(method or multiprocessing.get_all_start_methods()[0])
+
+
+def spawn_process(target: Callable[..., Any], *args: Any, ctx: Any = None) -> Any:
+    """cotyledon 2.2's helper: start ``target(*args)`` in a ``ctx.Process`` (a
+    ``multiprocessing.Process`` when ``ctx`` is None) and return the started process."""
+    import multiprocessing  # noqa: PLC0415 - not needed by `import cotyledon`
+
+    process_class = multiprocessing.Process if ctx is None else ctx.Process
+    process = process_class(target=target, args=args)
+    process.start()
+    return process
 
 
 class SignalManager:

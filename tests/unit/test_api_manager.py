@@ -141,17 +141,6 @@ def test_shutdown_before_run_does_not_kill_the_process(
     assert manager._shutdown_requested
 
 
-def test_slowdown_respawn_is_a_thin_wrapper_that_never_sleeps(
-    manager: cotyledon.ServiceManager, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr("time.sleep", lambda s: pytest.fail("slept"))
-    assert manager._slowdown_respawn_if_needed() == 0.0
-    sid = manager.add(Svc)
-    # Patched out (the way programs make respawns instant): any non-number means "now".
-    monkeypatch.setattr(manager, "_slowdown_respawn_if_needed", lambda *a: None)
-    assert manager._respawn_gate(sid, 0.0) == 0.0
-
-
 def test_mp_context_is_a_writable_public_attribute(manager: cotyledon.ServiceManager) -> None:
     import multiprocessing
 
