@@ -11,8 +11,8 @@ Safety argument (why two live members never both claim a key). Member X claims a
 ``t`` only when all of these hold:
 
 1. X joined at least one lease ago, and has been a member continuously since (every
-   heartbeat succeeded within a lease of the previous one; a lapse forces a rejoin, which
-   restarts the clock);
+   heartbeat *completed* less than a lease after the previous one was sent; otherwise the
+   backend may have dropped X for a while, and X settles again as if it had just joined);
 2. X's view of the membership was fetched less than a lease ago, and X is in it;
 3. X's last good heartbeat started less than a lease ago (the backend keeps a member for a
    lease after it *received* the heartbeat, so X stops claiming before the backend drops it).
@@ -107,8 +107,14 @@ class Ownership:
         ``now`` (the backend counts our lease from somewhere in between)."""
         return dataclasses.replace(self, joined_at=now, heartbeat_at=started_at, fault="")
 
-    def with_heartbeat(self, started_at: float) -> Ownership:
-        """A heartbeat sent at ``started_at`` succeeded."""
+    def with_heartbeat(self, started_at: float, now: float) -> Ownership:
+        """A heartbeat sent at ``started_at`` succeeded; its answer came at ``now``.
+
+        If it completed a lease or more after the previous one was sent, the backend may
+        have dropped us in between (and let it resurrect us): our membership was not
+        continuous, so we settle again as if we had just joined."""
+        if self.heartbeat_at is not None and now - self.heartbeat_at >= self.lease:
+            return dataclasses.replace(self, heartbeat_at=started_at, joined_at=now)
         return dataclasses.replace(self, heartbeat_at=started_at)
 
     def with_view(self, view: View) -> Ownership:
@@ -138,7 +144,7 @@ class Ownership:
             return True
         view = self.view
         return (
-            view is not None and view.fetched_at >= self.joined_at and self.me not in view.members
+            view is not None and view.fetched_at > self.joined_at and self.me not in view.members
         )
 
     def status(self, now: float) -> Status:
@@ -150,7 +156,7 @@ class Ownership:
         view = self.view
         if now - self.joined_at < self.lease:
             return Status(Standing.SETTLING, f"joined less than one lease ({self.lease:g}s) ago")
-        if view is None or view.fetched_at < self.joined_at:
+        if view is None or view.fetched_at <= self.joined_at:
             return Status(Standing.SETTLING, "no membership view since joining")
         return Status(Standing.CLAIMING)
 
@@ -161,7 +167,7 @@ class Ownership:
         if now - self.heartbeat_at >= self.lease:
             return self._late("no successful heartbeat", now - self.heartbeat_at)
         view = self.view
-        if view is None or view.fetched_at < self.joined_at:
+        if view is None or view.fetched_at <= self.joined_at:
             return ""
         if self.me not in view.members:
             return "our membership vanished from the group"

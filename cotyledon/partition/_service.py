@@ -235,7 +235,7 @@ class PartitionedService(cotyledon.Service):
                     state = self._state = state.with_join(started, clock())
                 started = clock()
                 self._coordinator.heartbeat()
-                state = self._state = state.with_heartbeat(started)
+                state = self._state = state.with_heartbeat(started, clock())
                 started = clock()
                 members = self._fetch_members()
                 state = self._state = state.with_view(View(members, started))
