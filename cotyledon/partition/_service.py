@@ -13,20 +13,19 @@ the worker, after the fork; the master never imports this package).
 from __future__ import annotations
 
 import contextlib
-import importlib.metadata
 import logging
 import os
 import socket
 import threading
 import time
 from collections.abc import Callable, Iterable
-from typing import Any, ClassVar, TypeVar
+from typing import ClassVar, TypeVar
 
 from futurist import periodics
 from tooz import coordination
 
 import cotyledon
-from cotyledon.partition import _url
+from cotyledon.partition import _backends, _url
 from cotyledon.partition._ownership import Ownership, Standing, Status, View
 
 LOG = logging.getLogger("cotyledon.partition")
@@ -36,34 +35,6 @@ K = TypeVar("K")
 #: Exit status of a worker that could not join its group at start (the master respawns it
 #: within its restart budget, as for any other failed start).
 EXIT_START_FAILED = 2
-
-#: Backends that keep sub-second leases; the others (file, etcd3, ...) count whole seconds.
-SUBSECOND_LEASE_SCHEMES = frozenset({"redis"})
-
-
-def installed_backends() -> frozenset[str]:
-    """The URL schemes of the tooz drivers installed (their entry points)."""
-    return frozenset(ep.name for ep in importlib.metadata.entry_points(group="tooz.backends"))
-
-
-def backend_options(scheme: str, url: str, lease: float, heartbeat: float) -> dict[str, Any]:
-    """Options given to tooz next to the URL: the lease (``timeout``, the membership
-    timeout of the redis and file drivers), and for Redis socket timeouts of one heartbeat
-    so a hung server fails a request instead of blocking it (unless the URL sets them)."""
-    if scheme not in SUBSECOND_LEASE_SCHEMES and lease != int(lease):
-        raise _url.CoordinationURLError(
-            f"the {scheme!r} backend counts leases in whole seconds: 'lease' must be one, "
-            f"not: {lease!r}"
-        )
-    options: dict[str, Any] = {
-        "timeout": lease if scheme in SUBSECOND_LEASE_SCHEMES else int(lease)
-    }
-    if scheme == "redis":
-        query = url.partition("?")[2]
-        for name in ("socket_timeout", "socket_connect_timeout"):
-            if name + "=" not in query:
-                options[name] = heartbeat
-    return options
 
 
 def _reason(exc: BaseException) -> str:
@@ -157,8 +128,8 @@ class PartitionedService(cotyledon.Service):
     def _connect(self, url: str) -> coordination.CoordinationDriver:
         """Connect and join with bounded retries, or log one line and exit."""
         try:
-            scheme = _url.check_url(url, installed_backends())
-            options = backend_options(scheme, url, self._state.lease, self._heartbeat)
+            scheme = _url.check_url(url, _backends.installed())
+            options = _backends.options(scheme, url, self._state.lease, self._heartbeat)
         except _url.CoordinationURLError as exc:
             LOG.error("%s: %s", self.member_id, exc)  # one line, no traceback
             raise SystemExit(EXIT_START_FAILED) from None
@@ -168,6 +139,7 @@ class PartitionedService(cotyledon.Service):
         for attempt in range(self.start_attempts):
             try:
                 coordinator = coordination.get_coordinator(url, self.member_id.encode(), **options)
+                _backends.fail_fast(coordinator)
             except (ValueError, TypeError, RuntimeError) as exc:
                 LOG.error("%s: bad coordination URL %r: %s", self.member_id, shown, _reason(exc))
                 raise SystemExit(EXIT_START_FAILED) from None

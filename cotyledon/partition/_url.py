@@ -8,6 +8,7 @@ Must not: import tooz, open connections or log.
 
 from __future__ import annotations
 
+import re
 import urllib.parse
 from collections.abc import Collection
 
@@ -21,7 +22,7 @@ def redact(url: str) -> str:
     try:
         parts = urllib.parse.urlsplit(url)
     except ValueError:
-        return url.split("@", 1)[-1] if "@" in url else url
+        return re.sub(r"//[^/@]*@", "//***@", url)
     if parts.password is None:
         return url
     user = parts.username or ""

@@ -14,7 +14,6 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,6 +25,7 @@ from tests.support.partition_samples import SampleLog
 from tests.support.processes import Program, pid_alive, wait_for
 
 pytestmark = pytest.mark.timeout(90)
+redis = redis_server.redis  # the fixture
 
 HOST = str(Path(__file__).resolve().parents[1] / "support" / "partition_host.py")
 KEYS = 1000
@@ -33,19 +33,6 @@ LEASE = 2.0
 HEARTBEAT = 0.5
 TIMES = ("--lease", str(LEASE), "--heartbeat", str(HEARTBEAT))
 SETTLE_TIMEOUT = 30.0  # generous: the machine is shared; the timings are printed
-
-
-@pytest.fixture
-def redis() -> Iterator[redis_server.RedisServer]:
-    """A real redis-server on 127.0.0.1 (free port), stopped after the test."""
-    if not redis_server.available():
-        pytest.skip(f"redis-server is not installed ({redis_server.REDIS_SERVER} missing)")
-    server = redis_server.RedisServer()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.close()
 
 
 def start_host(

@@ -11,7 +11,10 @@ import shutil
 import socket
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from tests.support.processes import ConditionTimeout, wait_for
 
@@ -90,3 +93,17 @@ class RedisServer:
     def close(self) -> None:
         self.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@pytest.fixture
+def redis() -> Iterator[RedisServer]:
+    """A real redis-server on 127.0.0.1 (free port), stopped after the test; the test
+    skips where Debian's redis-server is not installed."""
+    if not available():
+        pytest.skip(f"redis-server is not installed ({REDIS_SERVER} missing)")
+    server = RedisServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.close()
