@@ -6,7 +6,9 @@ line, bounded retries, exit status 2); plus one real program whose worker cannot
 from __future__ import annotations
 
 import logging
+import signal
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -192,3 +194,31 @@ def test_file_backend(tmp_path, workers) -> None:  # type: ignore[no-untyped-def
     wait_for(lambda: sorted(a.owned(KEYS) + b.owned(KEYS)) == sorted(KEYS), what="split")
     assert a.owned(KEYS)
     assert b.owned(KEYS)
+
+
+def test_example(program, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """examples/partition.py on the file backend: two workers split the 20 feeds."""
+    prog = program.example("partition.py", f"file://{tmp_path}", "2")
+    latest: dict[str, tuple[int, int]] = {}
+
+    def split() -> bool:
+        match = prog.wait_line(r"^(\S+): (\d+) members, I own (\d+) feeds$")
+        latest[match.group(1)] = (int(match.group(2)), int(match.group(3)))
+        values = list(latest.values())
+        return (
+            len(values) == 2 and all(m == 2 for m, _ in values) and sum(n for _, n in values) == 20
+        )
+
+    wait_for(split, what="two workers owning 20 feeds between them")
+    prog.signal(signal.SIGTERM)
+    assert prog.wait() == 0
+    assert prog.output().count("left partition group 'pollers'") == 2
+
+
+def test_core_never_imports_partition() -> None:
+    code = (
+        "import sys, cotyledon, cotyledon.wsgi\n"
+        "print(sorted(m for m in sys.modules if 'tooz' in m or 'partition' in m))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
