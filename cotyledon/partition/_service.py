@@ -235,6 +235,8 @@ class PartitionedService(cotyledon.Service):
                 weight = caps.get("weight", 1) if isinstance(caps, dict) else 1
                 self._weights[member] = int(weight)
             members[member.decode(errors="replace")] = self._weights[member]
+        # Forget members that left (ids hold a pid: restarts make new ones).
+        self._weights = {m: w for m, w in self._weights.items() if m in ids}
         return members
 
     def _report(self, state: Ownership) -> None:
