@@ -222,3 +222,23 @@ def test_core_never_imports_partition() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_hung_redis_stops_claims_and_recovers(redis, workers, caplog) -> None:  # type: ignore[no-untyped-def]
+    """A Redis that accepts connections but never answers (SIGSTOP): requests time out
+    after one heartbeat instead of hanging, claims stop, and come back after SIGCONT."""
+    caplog.set_level(logging.INFO, LOGGER)
+    a = Worker(0, redis.url, lease=1, heartbeat=0.2)
+    workers.append(a)
+    wait_for(lambda: a.owned(KEYS) == KEYS, what="claiming")
+    redis.proc.send_signal(signal.SIGSTOP)
+    try:
+        wait_for(lambda: not a.owns("k1"), what="claims stop")
+        wait_for(
+            lambda: any("stopped claiming" in r.getMessage() for r in caplog.records), what="log"
+        )
+    finally:
+        redis.proc.send_signal(signal.SIGCONT)
+    wait_for(lambda: a.owned(KEYS) == KEYS, what="claims again after SIGCONT")
+    (lost,) = [r.getMessage() for r in caplog.records if "stopped claiming" in r.getMessage()]
+    assert "Timeout" in lost, lost
