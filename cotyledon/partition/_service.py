@@ -147,6 +147,9 @@ class PartitionedService(cotyledon.Service):
                 coordinator.start()
                 started = self._clock()
                 self._join(coordinator)
+                # tooz's watchers only log joins and leaves: ownership reads get_members().
+                coordinator.watch_join_group(self._group, self._on_member_joined)
+                coordinator.watch_leave_group(self._group, self._on_member_left)
             except Exception as exc:  # any failure of the backend is retried
                 reason = _reason(exc)
                 with contextlib.suppress(Exception):
@@ -155,9 +158,6 @@ class PartitionedService(cotyledon.Service):
                     time.sleep(delays[attempt])
                 continue
             self._state = self._state.with_join(started, self._clock())
-            # tooz's watchers only log joins and leaves: ownership reads get_members().
-            coordinator.watch_join_group(self._group, self._on_member_joined)
-            coordinator.watch_leave_group(self._group, self._on_member_left)
             LOG.info(
                 "%s joined partition group %r at %s", self.member_id, self._group.decode(), shown
             )
