@@ -6,7 +6,8 @@ one ``owned()`` call; ``bits``: hex bitmap of owned key indexes) to ``<dir>/<pid
 Double claims are judged on *intervals*, not on instants no two processes can sample at
 once: if two consecutive samples of a worker both hold key k, the worker held k over
 the whole gap between the end of the first and the start of the second (a worker cannot
-drop a key and claim it back within one sampling period: claiming again takes a lease).
+drop a key and claim it back within one sampling period: claiming again takes a lease;
+gaps of a second or more, from a starved sampler, are not trusted).
 Two workers whose such intervals overlap in time on a common key both claimed it at once.
 """
 
@@ -97,13 +98,18 @@ class SampleLog:
         assert len(first) == self.nkeys, f"{self.nkeys - len(first)} keys never owned again"
         return max(first.values())
 
-    def double_claims(self) -> list[str]:
-        """Every pair of workers that held a common key over overlapping intervals."""
+    def double_claims(self, max_gap: float = 1.0) -> list[str]:
+        """Every pair of workers that held a common key over overlapping intervals.
+
+        Two samples further apart than ``max_gap`` (a starved sampler) are not taken as
+        one interval: keep it below the lease, the shortest a worker can drop a key and
+        claim it back in.
+        """
         intervals = []  # (start, end, pid, bits held throughout)
         for pid, history in self.samples.items():
             for a, b in itertools.pairwise(history):
                 common = a.bits & b.bits
-                if common:
+                if common and b.t0 - a.t1 < max_gap:
                     intervals.append((a.t1, b.t0, pid, common))
         intervals.sort()
         problems: list[str] = []
