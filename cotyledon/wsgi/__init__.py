@@ -16,16 +16,19 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from cotyledon.wsgi._config import ConfigError, ServerConfig, make_config
+from cotyledon.wsgi import _master
 from cotyledon.wsgi._master import WSGIMaster
 from cotyledon.wsgi._worker import WSGIService
 
 if TYPE_CHECKING:
     from cotyledon import ServiceManager
     from cotyledon.types import ServiceId
+    from cotyledon.wsgi._zygote import ZygoteSpawner
 
 __all__ = ["ConfigError", "ServerConfig", "WSGIService", "add", "check_app", "resolve_binds"]
 
@@ -85,6 +88,39 @@ def _make_master(config: ServerConfig, listeners: Sequence[Any]) -> WSGIMaster:
         ) from exc
 
 
+def _uses_zygote(app: str | WSGIApp, config: ServerConfig) -> bool:
+    """Preload through a zygote: the app is named (not an object already imported here)
+    and the platform lets the master adopt the zygote's workers (a Linux subreaper)."""
+    return config.preload and isinstance(app, str) and sys.platform.startswith("linux")
+
+
+def _set_slot(slot: int | None) -> None:
+    """In the zygote, before it forks a worker: the slot the master claimed for it."""
+    _master.assigned_slot = slot
+
+
+def _start_zygote(
+    manager: ServiceManager, app: str, config: ServerConfig, master: WSGIMaster, sockets: Any
+) -> ZygoteSpawner:
+    """Fork the first zygote and wait for it to import the app (AppLoadError if it
+    cannot), as the master itself did before."""
+    from cotyledon.wsgi._zygote import ZygoteSpawner  # noqa: PLC0415
+
+    spawner = ZygoteSpawner(
+        app,
+        pythonpath=config.pythonpath,
+        factory=WSGIService,
+        worker_args=(config, sockets, master.board),
+        load_timeout=config.start_timeout,
+        master_fds=lambda: [*master.read_fds(), *master.write_fds()],
+        slot=lambda: _master.assigned_slot,
+        set_slot=_set_slot,
+    )
+    spawner.manager = manager
+    spawner.start()
+    return spawner
+
+
 def add(
     manager: ServiceManager,
     app: str | WSGIApp,
@@ -134,18 +170,30 @@ def add(
     environ = os.environ if environ is None else environ
     binds = _parse_binds(config, environ)
     target: str | WSGIApp = app
-    if config.preload or callable(app):
+    zygote = _uses_zygote(app, config)
+    if (config.preload and not zygote) or callable(app):
         target = check_app(app, config)
     listeners = _listeners.open_listeners(binds, backlog=config.backlog, environ=environ)
     sockets = [listener.sock for listener in listeners]
     watch: _boot_watch.BootWatch | None = None
+    spawner: ZygoteSpawner | None = None
+    master: WSGIMaster | None = None
     try:
         master = _make_master(config, listeners)
+        if zygote:  # the zygote imports the app and forks the workers
+            assert isinstance(app, str)
+            spawner = _start_zygote(manager, app, config, master, sockets)
         manager._attach_extension(master)  # status page and hung workers, in the master
-        if isinstance(target, str):  # each worker imports the app: stop if none can
+        if spawner is not None:
+            manager._attach_extension(spawner)
+        elif isinstance(target, str):  # each worker imports the app: stop if none can
             watch = _boot_watch.BootWatch(master.board)
             manager._attach_extension(watch)
     except (OSError, RuntimeError):
+        if spawner is not None:
+            spawner.close()
+        if master is not None:
+            master.close()
         _listeners.close_listeners(listeners)
         raise
     # SIGHUP and recycling replace workers progressively: a new worker accepts before
@@ -159,6 +207,7 @@ def add(
         start_timeout=config.start_timeout,
         max_restarts=config.max_restarts,
         restart_period=config.restart_period,
+        spawner=spawner,
     )
     master.service_id = service_id
     master.manager = manager
