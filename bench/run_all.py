@@ -2,8 +2,9 @@
 
 ``tox -e bench`` calls this. It only sequences the three benchmarks (never two at once:
 they would steal each other's 2 cores) and concatenates their Markdown; the
-measuring lives in supervision.py, wsgi_throughput.py and reload_under_load.py.
-Usage: python bench/run_all.py [--quick] [--only supervision,throughput,reload]
+measuring lives in supervision.py, wsgi_throughput.py, reload_under_load.py and
+lb_lifecycle.py.
+Usage: python bench/run_all.py [--quick] [--only supervision,throughput,reload,lb]
 """
 
 from __future__ import annotations
@@ -16,13 +17,14 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import lb_lifecycle
 import reload_under_load
 import supervision
 import wsgi_throughput
 from _common import BenchError, log, machine, markdown_to_rst, require_wrk, timed
 from _servers import results_dir
 
-BENCHMARKS = ("supervision", "throughput", "reload")
+BENCHMARKS = ("supervision", "throughput", "reload", "lb")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,6 +57,9 @@ def main(argv: list[str] | None = None) -> int:
         with timed("reload"):
             argv_rl = ["--duration", "4", "--reloads", "1"] if args.quick else []
             sections.append(reload_under_load.main(argv_rl))
+    if "lb" in chosen:
+        with timed("lb"):
+            sections.append(lb_lifecycle.main([]))
     out = results_dir() / f"{time.strftime('%Y-%m-%d')}.md"
     out.write_text("\n".join(sections))
     # The same figures as a reST fragment, to paste into doc/source/performance.rst.

@@ -201,7 +201,7 @@ def add(
     service_id: ServiceId = manager.add(
         WSGIService,
         workers=config.workers,
-        args=(target, config, sockets, master.board),
+        args=(target, config, sockets, master.board, master.stop_notice),
         reload="replace",
         max_surge=config.max_surge,
         start_timeout=config.start_timeout,
@@ -214,7 +214,11 @@ def add(
     if watch is not None:
         watch.service_id = service_id
         watch.manager = manager
-    manager.register_hooks(on_terminate=lambda: _listeners.close_listeners(listeners))
+    # SIGTERM: /readyz turns 503 and the workers learn of the stop before they are signalled;
+    # after --shutdown-delay the master closes its copies of the listening sockets (and
+    # unlinks its Unix socket files) while the workers drain the accept queue and close theirs.
+    master.close_listeners = lambda: _listeners.close_listeners(listeners)
+    manager.register_hooks(on_terminate=master.stop_requested)
     for listener in listeners:
         LOG.info(
             "Listening at %s (%s, %s)",

@@ -278,7 +278,22 @@ class ServerConfig:
         30.0,
         Cli(
             ("--graceful-timeout",),
-            "Seconds a stopping worker has to finish its in-flight requests.",
+            "Seconds a stopping worker has to finish its in-flight requests. On SIGTERM the "
+            "whole stop counts, --shutdown-delay included.",
+            WORKERS,
+            _parse_seconds,
+            _at_least(0),
+            "SECONDS",
+        ),
+    )
+    shutdown_delay: float = _opt(
+        0.0,
+        Cli(
+            ("--shutdown-delay",),
+            "Seconds the server keeps accepting and serving after SIGTERM while /readyz "
+            "answers 503, so that load balancers stop sending before anything closes; then "
+            "the listening sockets close and in-flight requests finish. Part of "
+            "--graceful-timeout.",
             WORKERS,
             _parse_seconds,
             _at_least(0),
@@ -462,6 +477,18 @@ class ServerConfig:
             str,
             _check_str,
             "HOST",
+        ),
+    )
+    ready_min: int = _opt(
+        1,
+        Cli(
+            ("--ready-min",),
+            "Workers that must accept connections for /readyz on the status port to answer "
+            "200 (it answers 503 below that, and from SIGTERM on).",
+            STATUS,
+            _parse_int,
+            _int_at_least(1),
+            "N",
         ),
     )
     keepalive: bool = _opt(
@@ -682,6 +709,20 @@ class ServerConfig:
                     cli.check(value)
                 except ValueError as exc:
                     raise ConfigError(name, str(exc)) from None
+        if self.ready_min > self.workers:
+            raise ConfigError(
+                "ready_min",
+                f"--ready-min ({self.ready_min}) is more than --workers ({self.workers}): "
+                "/readyz would never answer 200",
+            )
+        if self.shutdown_delay > self.graceful_timeout:
+            raise ConfigError(
+                "shutdown_delay",
+                f"--shutdown-delay ({self.shutdown_delay:g}s) is longer than "
+                f"--graceful-timeout ({self.graceful_timeout:g}s): the delay is part of the "
+                "graceful stop, so no time would be left to finish in-flight requests; "
+                "raise --graceful-timeout",
+            )
 
     def replace(self, **changes: Any) -> ServerConfig:
         """A copy with ``changes`` applied (validated, unknown names raise ConfigError)."""

@@ -1,8 +1,9 @@
 """The status port: a tiny HTTP server for the health page, run in the MASTER.
 
 Job: serve ``/`` (HTML), ``/json``, ``/_sysinfo`` and ``/metrics`` from a snapshot the
-master builds on demand, on its own listening socket (``--status-host``, default
-127.0.0.1, ``--status-port``), without ever blocking the master.
+master builds on demand, and the probes ``/livez`` (200 while the master's loop answers)
+and ``/readyz`` (200 or 503, see ``_readiness``), on its own listening socket
+(``--status-host``, default 127.0.0.1, ``--status-port``), without ever blocking the master.
 
 Design: no thread and no timer of its own. The listening socket and every connection are
 non-blocking; the master's event loop adds :meth:`HealthServer.read_fds` and
@@ -30,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import logging
 import os
 import platform
@@ -62,6 +64,7 @@ from cotyledon.wsgi._http_events import (
     Request,
 )
 from cotyledon.wsgi._http_protocol import Limits, ServerConnection
+from cotyledon.wsgi._readiness import Readiness
 from cotyledon.wsgi._scoreboard import (
     LATENCY_BUCKETS,
     STATUS_CLASSES,
@@ -89,6 +92,7 @@ HEALTH_LIMITS = Limits(
 )
 _RECV_SIZE = 65536
 _SERVER = b"cotyledon-status"
+_PROBE_TYPE = b"application/json"
 
 
 @dataclass
@@ -126,6 +130,7 @@ class HealthServer:
 
     :param snapshot: called for each ``/``, ``/json`` and ``/metrics`` request.
     :param sysinfo: called for each ``/_sysinfo`` request.
+    :param readiness: called for each ``/readyz`` request (None: no ``/readyz``).
     :param host: address to bind (default 127.0.0.1); ignored when ``sock`` is given.
     :param port: port to bind; 0 picks a free one (read it back from :attr:`address`).
     :param sock: an already bound listening socket to use instead.
@@ -146,9 +151,12 @@ class HealthServer:
         timeout: float = 5.0,
         max_connections: int = 16,
         backlog: int = 64,
+        readiness: Callable[[], Readiness] | None = None,
     ) -> None:
         self._snapshot = snapshot
         self._sysinfo = sysinfo
+        self._readiness = readiness
+        self._pages = self._page_table()
         self._clock = clock
         self._timeout = timeout
         self._max_connections = max_connections
@@ -344,16 +352,46 @@ class HealthServer:
         if request.method not in (b"GET", b"HEAD"):
             allow = [(b"Allow", b"GET, HEAD")]
             return 405, b"text/plain; charset=utf-8", b"405 Method Not Allowed\n", allow
-        path = request.target.split(b"?", 1)[0]
-        if path in (b"/", b"/status"):
-            return 200, HTML_CONTENT_TYPE.encode(), render_html(self._snapshot()), []
-        if path in (b"/json", b"/status.json"):
-            return 200, JSON_CONTENT_TYPE.encode(), render_json(self._snapshot()), []
-        if path == b"/metrics":
-            return 200, METRICS_CONTENT_TYPE.encode(), render_metrics(self._snapshot()), []
-        if path == b"/_sysinfo":
-            return 200, JSON_CONTENT_TYPE.encode(), render_sysinfo(self._sysinfo()), []
-        return 404, b"text/plain; charset=utf-8", b"404 Not Found\n", []
+        page = self._pages.get(request.target.split(b"?", 1)[0])
+        if page is None:
+            return 404, b"text/plain; charset=utf-8", b"404 Not Found\n", []
+        status, content_type, body = page()
+        return status, content_type, body, []
+
+    def _page_table(self) -> dict[bytes, Callable[[], tuple[int, bytes, bytes]]]:
+        pages: dict[bytes, Callable[[], tuple[int, bytes, bytes]]] = {
+            b"/": self._html,
+            b"/status": self._html,
+            b"/json": self._json,
+            b"/status.json": self._json,
+            b"/metrics": self._metrics,
+            b"/_sysinfo": self._sysinfo_page,
+            b"/livez": self._livez,
+        }
+        if self._readiness is not None:
+            pages[b"/readyz"] = self._readyz
+        return pages
+
+    def _html(self) -> tuple[int, bytes, bytes]:
+        return 200, HTML_CONTENT_TYPE.encode(), render_html(self._snapshot())
+
+    def _json(self) -> tuple[int, bytes, bytes]:
+        return 200, JSON_CONTENT_TYPE.encode(), render_json(self._snapshot())
+
+    def _metrics(self) -> tuple[int, bytes, bytes]:
+        return 200, METRICS_CONTENT_TYPE.encode(), render_metrics(self._snapshot())
+
+    def _sysinfo_page(self) -> tuple[int, bytes, bytes]:
+        return 200, JSON_CONTENT_TYPE.encode(), render_sysinfo(self._sysinfo())
+
+    def _livez(self) -> tuple[int, bytes, bytes]:
+        return 200, _PROBE_TYPE, b'{"status":"alive"}\n'
+
+    def _readyz(self) -> tuple[int, bytes, bytes]:
+        assert self._readiness is not None
+        answer = self._readiness()
+        body = json.dumps(answer.as_json(), separators=(",", ":")).encode() + b"\n"
+        return (200 if answer.ready else 503), _PROBE_TYPE, body
 
     def _queue(self, conn: _Conn, data: bytes) -> None:
         conn.out += data

@@ -16,9 +16,15 @@ extension (:mod:`cotyledon._extension`). It
   WARNING) with its worker id, pid and signal or status, beside the core's INFO line
   ("Child ... killed by signal ...", kept as in 2.x); a worker stopped on request
   (status 0 or SIGTERM) or by a fast exit (SIGINT) is not logged;
-* serves the status page (``--status-port``) from the master's event loop;
+* serves the status page (``--status-port``) from the master's event loop, with the
+  ``/livez`` and ``/readyz`` probes;
+* on SIGTERM (:meth:`stop_requested`, run by the core's terminate hook before it signals
+  the workers): ``/readyz`` answers 503 at once, the workers learn when the stop was
+  requested through the shared :class:`~cotyledon.wsgi._stop_notice.StopNotice`, and the
+  sd-notify ``STATUS=`` says which phase of the stop we are in;
 * SIGUSR1: reopens the master's log files and passes the signal to the workers (they
-  reopen theirs and the access log); SIGTTIN / SIGTTOU: one worker more / fewer.
+  reopen theirs and the access log); SIGTTIN / SIGTTOU: one worker more / fewer;
+  SIGQUIT: the fast stop of SIGINT.
 
 Must not: block (the page's sockets are non-blocking, a snapshot reads shared memory and
 a few /proc files), or wake the master when there is nothing to watch.
@@ -35,6 +41,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from cotyledon import systemd
 from cotyledon._utils import signal_to_name
 from cotyledon.types import ServiceId, WorkerId
 from cotyledon.wsgi import _hung, _logfiles, _memory
@@ -46,8 +53,10 @@ from cotyledon.wsgi._health import (
     worker_rows,
 )
 from cotyledon.wsgi._health_render import Snapshot
+from cotyledon.wsgi._readiness import Readiness, StopPhase, StopPlan, readiness, status_line
 from cotyledon.wsgi._scoreboard import Scoreboard, SlotStatus
 from cotyledon.wsgi._stackdump import DUMP_GRACE, DUMP_SIGNAL
+from cotyledon.wsgi._stop_notice import StopNotice
 
 LOG = logging.getLogger("cotyledon.wsgi.master")
 
@@ -70,7 +79,7 @@ class WSGIMaster:
     Set :attr:`service_id` and :attr:`manager` once the service is added.
     """
 
-    signals: tuple[int, ...] = (signal.SIGUSR1, signal.SIGTTIN, signal.SIGTTOU)
+    signals: tuple[int, ...] = (signal.SIGUSR1, signal.SIGTTIN, signal.SIGTTOU, signal.SIGQUIT)
 
     def __init__(
         self,
@@ -87,10 +96,19 @@ class WSGIMaster:
         self.workers = config.workers
         self.generation = 0  # reloads so far: the workers forked since carry it
         self.board = Scoreboard(config.workers + config.max_surge + SPARE_SLOTS, clock)
+        self.stop_notice = StopNotice()
+        self.stop_plan = StopPlan(config.shutdown_delay)
+        self._stop_status_at: float | None = None  # the STATUS line changes phase then
+        #: Closes the master's listening sockets (set by ``add()``); called once the
+        #: shutdown delay is over.
+        self.close_listeners: Callable[[], None] = lambda: None
         self.health: HealthServer | None = None
         if config.status_port is not None:
             self.health = HealthServer(
-                self.snapshot, host=config.status_host, port=config.status_port
+                self.snapshot,
+                host=config.status_host,
+                port=config.status_port,
+                readiness=self.readiness,
             )
         self._clock = clock
         self._kill = kill
@@ -120,6 +138,7 @@ class WSGIMaster:
 
     def next_deadline(self) -> float | None:
         times = [w.dump_kill_at for w in self._workers.values()]
+        times.append(self._stop_status_at)
         times.append(_hung.next_check(self._heartbeats(), self.config.timeout))
         if self.health is not None:
             times.append(self.health.next_deadline())
@@ -128,6 +147,9 @@ class WSGIMaster:
     def on_tick(self, now: float) -> None:
         if self.health is not None:
             self.health.expire(now)
+        if self._stop_status_at is not None and now >= self._stop_status_at:
+            self._stop_status_at = None
+            self._stop_accepting(now)
         self._kill_dumped(now)
         for hung in _hung.find_hung(self._heartbeats(), now, self.config.timeout):
             self._dump_and_kill(hung, now)
@@ -228,6 +250,11 @@ class WSGIMaster:
             self._resize(self.workers + 1)
         elif signum == signal.SIGTTOU:
             self._resize(self.workers - 1)
+        elif signum == signal.SIGQUIT:
+            # gunicorn's convention: SIGQUIT is a quick stop, like SIGINT (the core's own
+            # programs keep 2.x's default action for it).
+            LOG.info("SIGQUIT: stopping at once, as on SIGINT")
+            self._kill(os.getpid(), signal.SIGINT)
 
     def _resize(self, workers: int) -> None:
         limit = self.board.capacity - self.config.max_surge
@@ -250,6 +277,42 @@ class WSGIMaster:
         if self.health is not None:
             with contextlib.suppress(OSError):
                 self.health.close()
+
+    # -- the stop sequence -----------------------------------------------------------------
+
+    def stop_requested(self) -> None:
+        """SIGTERM (the core's terminate hook, before the workers are signalled)."""
+        now = self._clock()
+        if self.stop_plan.requested_at is not None:
+            return
+        self.stop_plan = self.stop_plan.requested(now)
+        self.stop_notice.announce(now)
+        if self.stop_plan.phase(now) is StopPhase.DELAYING:
+            LOG.info(
+                "Stopping: /readyz answers 503; serving %gs more (--shutdown-delay) before "
+                "closing the listening sockets",
+                self.stop_plan.delay,
+            )
+            self._stop_status_at = self.stop_plan.accept_until
+            systemd.notify(status=status_line(self.stop_plan, now, 0))
+        else:
+            self._stop_accepting(now)
+
+    def _stop_accepting(self, now: float) -> None:
+        """The shutdown delay is over: the workers drain and close; so does the master."""
+        self.close_listeners()
+        in_flight = sum(s.in_flight for s in self.board.read_all() if s.pid in self._workers)
+        systemd.notify(status=status_line(self.stop_plan, now, in_flight))
+
+    def readiness(self) -> Readiness:
+        """``/readyz``: not stopping, and at least ``--ready-min`` workers accept."""
+        ready = sum(
+            1
+            for s in self.board.read_all()
+            if s.status is SlotStatus.READY and s.pid in self._workers
+        )
+        phase = self.stop_plan.phase(self._clock())
+        return readiness(phase, ready, self.config.ready_min)
 
     # -- hung workers ----------------------------------------------------------------------
 

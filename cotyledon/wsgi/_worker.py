@@ -23,7 +23,11 @@ Design (one worker process):
   first bytes of a request arrived (slow heads get ``408``). The selector thread sweeps
   them a few times per timeout; it is the only one that closes idle connections.
 * ``terminate()`` stops accepting, lets in-flight requests finish (their responses say
-  ``Connection: close``) within the graceful timeout, then returns. An idle keep-alive
+  ``Connection: close``) within the graceful timeout, then returns. When the whole server
+  stops (the master's SIGTERM, see ``_stop_notice``), the worker first keeps serving
+  through ``--shutdown-delay``, then accepts what already waits in the kernel's accept
+  queue (those clients are served, not reset) and closes its listening sockets; a worker
+  that is only replaced or recycled closes them at once (the others accept). An idle keep-alive
   connection is not cut at once: a client may be sending its next request right now, and
   that request would be lost. It gets ``DRAIN_LINGER`` seconds to send one more request
   (answered with ``Connection: close``), so a busy client moves to another worker with no
@@ -59,9 +63,11 @@ from cotyledon.wsgi._config import ServerConfig
 from cotyledon.wsgi._connection import Connection, RequestHandler
 from cotyledon.wsgi._environ import EnvironBuilder
 from cotyledon.wsgi._http_events import HTTPError
+from cotyledon.wsgi._readiness import StopPlan
 from cotyledon.wsgi._recycler import Recycler
 from cotyledon.wsgi._recycling import RecyclePolicy
 from cotyledon.wsgi._scoreboard import Scoreboard, SlotStatus, SlotWriter
+from cotyledon.wsgi._stop_notice import StopNotice
 from cotyledon.wsgi._wsgi_response import FileWrapper
 
 LOG = logging.getLogger("cotyledon.wsgi.worker")
@@ -151,6 +157,7 @@ class Server:
         )
         self._accepting = False
         self._accept_paused = False  # after EMFILE & co: until the next sweep
+        self._drain_backlog = False  # on stop: accept what is queued before closing
         # A thread, and one request queued behind it: a freed thread starts on the next
         # request at once, without a round trip through the selector thread.
         self._capacity = 2 * config.threads
@@ -176,11 +183,14 @@ class Server:
             self._close_all()
             self._drained.set()
 
-    def stop(self, timeout: float) -> bool:
+    def stop(self, timeout: float, *, drain_backlog: bool = False) -> bool:
         """Stop accepting, drain in-flight requests for up to ``timeout`` seconds.
 
+        ``drain_backlog``: first accept (and serve) the connections already queued on the
+        listening sockets; for a server whose listeners are about to close everywhere.
         Thread-safe; returns True when every request finished in time.
         """
+        self._drain_backlog = drain_backlog
         self._stopping.set()
         if not self._started.is_set():  # stopped before it ran: nothing to drain
             return True
@@ -203,7 +213,7 @@ class Server:
             if stopping:
                 if not lingering:
                     lingering = True
-                    self._set_accepting(False)
+                    self._close_listeners()
                     self._start_linger()
                     next_sweep = min(next_sweep, self.clock() + self._sweep_every)
                 if not self._conns:
@@ -236,6 +246,36 @@ class Server:
             beat_at = self.clock() + self._beat_every
             wake_at = beat_at if wake_at is None else min(wake_at, beat_at)
         return max(wake_at - self.clock(), 0.0) if wake_at is not None else -1.0
+
+    def _close_listeners(self) -> None:
+        """Stopping: never accept again; what waits in the accept queue is served first
+        when the listeners are about to close everywhere (see :meth:`stop`)."""
+        self._set_accepting(False)
+        if self._drain_backlog:
+            for listener in self._listeners.values():
+                self._accept_queued(listener)
+        for listener in self._listeners.values():
+            listener.close()
+        self._listeners.clear()
+
+    def _accept_queued(self, listener: socket.socket) -> None:
+        # Past --max-connections too: the kernel queued at most --backlog of them, and a
+        # connection left there is reset when the listener closes.
+        limit = self.config.max_connections + self.config.backlog
+        while len(self._conns) < limit:
+            try:
+                sock, addr = listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except ConnectionAbortedError:
+                continue
+            except OSError as exc:
+                LOG.warning("accept() failed while draining the accept queue: %s", exc)
+                return
+            try:
+                self._add_connection(listener, sock, addr)
+            except OSError:
+                sock.close()
 
     def _start_linger(self) -> None:
         """Stopping: every idle connection closes within DRAIN_LINGER (see the docstring)."""
@@ -440,17 +480,19 @@ class WSGIService(cotyledon.Service):
     :param sockets: the listening sockets opened by the master.
     :param scoreboard: the master's shared statistics table; this worker writes the slot
         the master assigned to it before the fork (heartbeat, requests, status).
+    :param stop_notice: where the master writes when the whole server was asked to stop.
     """
 
     name = "wsgi"
 
-    def __init__(
+    def __init__(  # noqa: PLR0917 - the manager passes a service's args positionally
         self,
         worker_id: int,
         app: Callable[..., Any] | str,
         config: ServerConfig,
         sockets: Sequence[socket.socket],
         scoreboard: Scoreboard | None = None,
+        stop_notice: StopNotice | None = None,
     ) -> None:
         # Objects inherited from the master are never collected here: freezing them (O(1))
         # keeps this worker's collector from writing to their pages, which would copy them
@@ -458,6 +500,7 @@ class WSGIService(cotyledon.Service):
         gc.freeze()
         super().__init__(worker_id)
         self.config = config
+        self.stop_notice = stop_notice
         self.graceful_shutdown_timeout = int(config.graceful_timeout) + 2  # type: ignore[misc]
         if isinstance(app, str):
             from cotyledon.wsgi._app_loader import load_app_in_worker  # noqa: PLC0415
@@ -508,9 +551,10 @@ class WSGIService(cotyledon.Service):
         self.recycler.stop()
         if self.reloader is not None:
             self.reloader.stop()
+        budget, server_stopping = self._stop_budget()
         if self.slot is not None:
             self.slot.set_status(SlotStatus.DRAINING)
-        if not self.server.stop(self.config.graceful_timeout):
+        if not self.server.stop(budget, drain_backlog=server_stopping):
             LOG.warning(
                 "Worker %s: requests still running after %.1fs, stopping anyway",
                 self.worker_id,
@@ -518,6 +562,19 @@ class WSGIService(cotyledon.Service):
             )
         if self.access_log is not None:
             self.access_log.close()
+
+    def _stop_budget(self) -> tuple[float, bool]:
+        """Serve through the shutdown delay when the whole server stops; then the seconds
+        left to drain, and whether the server (not only this worker) is stopping."""
+        requested_at = self.stop_notice.requested_at() if self.stop_notice else None
+        if requested_at is None:  # replaced or recycled: the other workers accept
+            return self.config.graceful_timeout, False
+        plan = StopPlan(self.config.shutdown_delay, requested_at)
+        delay = plan.accept_until - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)  # this terminate thread only: run() goes on serving
+        left = requested_at + self.config.graceful_timeout - time.monotonic()
+        return max(left, 0.0), True
 
     def _request_done(
         self, conn: Connection, environ: dict[str, Any], status: int, size: int, start: float
