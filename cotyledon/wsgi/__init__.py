@@ -110,7 +110,7 @@ def _start_zygote(
         app,
         pythonpath=config.pythonpath,
         factory=WSGIService,
-        worker_args=(config, sockets, master.board),
+        worker_args=(config, sockets, master.board, master.stop_notice),
         load_timeout=config.start_timeout,
         master_fds=lambda: [*master.read_fds(), *master.write_fds()],
         slot=lambda: _master.assigned_slot,
@@ -218,6 +218,10 @@ def add(
     # after --shutdown-delay the master closes its copies of the listening sockets (and
     # unlinks its Unix socket files) while the workers drain the accept queue and close theirs.
     master.close_listeners = lambda: _listeners.close_listeners(listeners)
+    if spawner is not None:
+        # No fork after a stop; and the zygote's copies of the listening sockets must not
+        # keep them open once the master and the workers have closed theirs.
+        manager.register_hooks(on_terminate=spawner.close)
     manager.register_hooks(on_terminate=master.stop_requested)
     for listener in listeners:
         LOG.info(
