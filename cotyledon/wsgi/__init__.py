@@ -7,9 +7,11 @@
     cotyledon.wsgi.add(sm, "myproject.api:application", bind=["127.0.0.1:8080"], workers=4)
     sm.run()
 
-:func:`add` opens the listening sockets and imports the app in the master, right away, so a
-bad address or an app that cannot be imported fails here (before ``run()``), and the workers
-share both. The ``cotyledon-wsgi`` command is a thin wrapper around it.
+:func:`add` opens the listening sockets and loads the app right away (with ``preload``,
+the default, in a *zygote* process forked from the master, which then forks the workers:
+see :mod:`cotyledon.wsgi._zygote`), so a bad address or an app that cannot be imported
+fails here (before ``run()``), and the workers share both. The ``cotyledon-wsgi`` command
+is a thin wrapper around it.
 """
 
 from __future__ import annotations
@@ -20,8 +22,8 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from cotyledon.wsgi._config import ConfigError, ServerConfig, make_config
 from cotyledon.wsgi import _master
+from cotyledon.wsgi._config import ConfigError, ServerConfig, make_config
 from cotyledon.wsgi._master import WSGIMaster
 from cotyledon.wsgi._worker import WSGIService
 
@@ -121,6 +123,28 @@ def _start_zygote(
     return spawner
 
 
+def _merge_config(
+    config: ServerConfig | None,
+    bind: Sequence[str] | str | None,
+    workers: int | None,
+    threads: int | None,
+    options: dict[str, Any],
+) -> ServerConfig:
+    """``config`` (or the defaults) with the arguments of :func:`add` applied."""
+    changes = dict(options)
+    if bind is not None:
+        changes["bind"] = (bind,) if isinstance(bind, str) else tuple(bind)
+    if workers is not None:
+        changes["workers"] = workers
+    if threads is not None:
+        changes["threads"] = threads
+    config = config.replace(**changes) if config is not None else make_config(**changes)
+    if config.reload and config.preload:
+        # --reload watches the files each worker imported: every worker imports the app.
+        config = config.replace(preload=False)
+    return config
+
+
 def add(
     manager: ServiceManager,
     app: str | WSGIApp,
@@ -156,17 +180,7 @@ def add(
     if getattr(manager, "_state", "new") != "new":
         raise RuntimeError("cotyledon.wsgi.add() must be called before the manager runs")
 
-    changes = dict(options)
-    if bind is not None:
-        changes["bind"] = (bind,) if isinstance(bind, str) else tuple(bind)
-    if workers is not None:
-        changes["workers"] = workers
-    if threads is not None:
-        changes["threads"] = threads
-    config = config.replace(**changes) if config is not None else make_config(**changes)
-    if config.reload and config.preload:
-        # Workers forked from a master that imported the app would all run its old code.
-        config = config.replace(preload=False)
+    config = _merge_config(config, bind, workers, threads, options)
     environ = os.environ if environ is None else environ
     binds = _parse_binds(config, environ)
     target: str | WSGIApp = app
@@ -180,8 +194,7 @@ def add(
     master: WSGIMaster | None = None
     try:
         master = _make_master(config, listeners)
-        if zygote:  # the zygote imports the app and forks the workers
-            assert isinstance(app, str)
+        if zygote and isinstance(app, str):  # the zygote imports the app, forks workers
             spawner = _start_zygote(manager, app, config, master, sockets)
         manager._attach_extension(master)  # status page and hung workers, in the master
         if spawner is not None:

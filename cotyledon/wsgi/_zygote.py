@@ -396,8 +396,10 @@ class ZygoteSpawner:
         except AppLoadError as exc:
             _send(sock, ("error", str(exc)))
             os._exit(APP_LOAD_ERROR)
-        gc.collect()
-        gc.freeze()  # what the workers inherit stays shared: their collector skips it
+        # What the workers inherit stays shared: their collector skips it. No
+        # gc.collect() first: it writes to every object the zygote shares with the master,
+        # which copies those pages (measured: master USS 5.7 -> 11.4 MiB, hello app).
+        gc.freeze()
         _send(sock, ("loaded",))
         hooks = self._inherited_hooks()
         while True:
