@@ -17,7 +17,7 @@ import pytest
 from tests.functional.test_wsgi_reload import write
 from tests.functional.test_wsgi_status import ready_pids
 from tests.functional.wsgi_helpers import Load, RawClient, wsgi_command
-from tests.support.processes import Program, is_zygote, wait_for
+from tests.support.processes import Program, is_zygote, session_pids, wait_for
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -164,3 +164,17 @@ def test_a_killed_zygote_is_replaced_at_the_next_spawn(
     prog.signal(signal.SIGTERM)
     assert prog.wait(30) == 0
     assert not prog.descendants()  # the zygote is gone with the master
+
+
+def test_workers_and_zygote_die_with_a_killed_master(
+    program: type[Program], tmp_path: Path
+) -> None:
+    """The workers arm PR_SET_PDEATHSIG once the master is their parent (not the
+    short-lived intermediate), and the zygote is the master's child too."""
+    prog, _, status_port = serve(program, tmp_path, "version 1")
+    workers = ready_pids(status_port, 2)
+    (zygote,) = zygotes(prog)
+    os.kill(prog.pid, signal.SIGKILL)
+    prog.wait(30)
+    wait_for(lambda: not session_pids(prog.pid), 30, "workers and zygote gone")
+    assert not {*workers, zygote} & set(session_pids(prog.pid))
