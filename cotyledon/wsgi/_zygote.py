@@ -43,6 +43,7 @@ from typing import Any, NoReturn
 from cotyledon import _processes, _service_worker, _signals, _utils
 from cotyledon._spawner import ChildSetup, ReloadAnswer
 from cotyledon.types import ServiceId, WorkerId
+from cotyledon.wsgi import _logfiles
 from cotyledon.wsgi._app_loader import APP_LOAD_ERROR, AppLoadError, load_app
 from cotyledon.wsgi._zygote_state import Death, Zygotes
 
@@ -454,6 +455,8 @@ class ZygoteSpawner:
                     if pid == 0:
                         os.close(write_fd)
                         _await_parent(master_pid)
+                        # The zygote ignores SIGUSR1: its log files may have been rotated.
+                        _logfiles.reopen_log_files()
                         _service_worker.forked_main(
                             config,
                             master_signals=ZYGOTE_IGNORES,

@@ -178,3 +178,44 @@ def test_workers_and_zygote_die_with_a_killed_master(
     prog.wait(30)
     wait_for(lambda: not session_pids(prog.pid), 30, "workers and zygote gone")
     assert not {*workers, zygote} & set(session_pids(prog.pid))
+
+
+def test_a_worker_forked_after_a_log_rotation_writes_to_the_new_file(
+    program: type[Program], tmp_path: Path
+) -> None:
+    """The zygote ignores SIGUSR1 (it logs nothing); a worker it forks after logrotate
+    must not write to the renamed file through the zygote's stale handler."""
+    errors = tmp_path / "error.log"
+    write(tmp_path / "zapp.py", APP.format(text="version 1"))
+    prog = program(
+        wsgi_command(
+            "-w",
+            "2",
+            "--status-port",
+            "0",
+            "--log-level",
+            "debug",
+            "--error-log-file",
+            str(errors),
+            "--pythonpath",
+            str(tmp_path),
+            "zapp:app",
+        )
+    )
+
+    def logged(path: Path, pattern: str) -> re.Match[str] | None:
+        return re.search(pattern, path.read_text() if path.exists() else "")
+
+    status = wait_for(lambda: logged(errors, r"Status page at http://127\.0\.0\.1:(\d+)/"), 30)
+    assert isinstance(status, re.Match)
+    first = ready_pids(int(status.group(1)), 2)
+    errors.rename(tmp_path / "error.log.1")
+    prog.signal(signal.SIGUSR1)
+    wait_for(lambda: logged(errors, r"SIGUSR1: \d+ log file\(s\) reopened"), 30, "reopened")
+    victim = min(first)
+    os.kill(victim, signal.SIGKILL)
+    new = wait_for(lambda: (p := ready_pids(int(status.group(1)), 2) - first) and p, 30)
+    assert isinstance(new, set)
+    (pid,) = new
+    wait_for(lambda: logged(errors, rf"Run service wsgi\(\d\) \[{pid}\]"), 30, "new worker's line")
+    assert not logged(tmp_path / "error.log.1", rf"\[{pid}\]")
