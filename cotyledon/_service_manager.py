@@ -583,7 +583,7 @@ class ServiceManager:
         config = self._worker_config(action.service_id, action.worker_id)
         self._notify_extensions("before_fork", action.service_id, action.worker_id)
         try:
-            pid = self._start_worker(action.service_id, config)
+            pid = self._spawn(action.service_id, config)
         except OSError as exc:
             self._feed(sv.SpawnFailed(action.service_id, action.worker_id, str(exc)))
         else:
@@ -605,13 +605,17 @@ class ServiceManager:
             master_pid=os.getpid(),
         )
 
-    def _start_worker(self, service_id: ServiceId, config: _service_worker.WorkerConfig) -> int:
+    def _spawn(self, service_id: ServiceId, config: _service_worker.WorkerConfig) -> int:
+        """Start a worker through the service's spawner, if it has one."""
         spawner = self._services[service_id].spawner
-        if spawner is not None:
-            if not self._subreaper:  # the spawner's workers are reparented to us
-                _processes.set_child_subreaper()
-                self._subreaper = True
-            return spawner.spawn(config, self._child_setup())
+        if spawner is None:
+            return self._start_worker(config)
+        if not self._subreaper:  # the spawner's workers are reparented to us
+            _processes.set_child_subreaper()
+            self._subreaper = True
+        return spawner.spawn(config, self._child_setup())
+
+    def _start_worker(self, config: _service_worker.WorkerConfig) -> int:
         ctx = self.mp_context
         if ctx is None or ctx is self._default_mp_context or ctx.get_start_method() == "fork":
             return self._fork(config)
