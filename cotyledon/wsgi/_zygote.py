@@ -172,12 +172,16 @@ class ZygoteSpawner:
             if pid == 0:  # pragma: no cover - the zygote never returns from here
                 code = 1
                 try:
+                    ours_fd = ours.fileno()
                     ours.close()
                     for other in self._zygotes.values():  # the master's ends: not ours
                         with contextlib.suppress(OSError):
                             os.close(other.sock.detach())
                     self._zygotes.clear()
-                    _signals.reset_in_child(signals, [fd for fd in close if fd >= 0])
+                    # ``setup`` may predate this socketpair, whose fds reuse closed numbers.
+                    keep = (theirs.fileno(), ours_fd)
+                    fds = [fd for fd in close if fd >= 0 and fd not in keep]
+                    _signals.reset_in_child(signals, fds)
                     self._zygote_main(theirs, master_pid, mask)
                 except BaseException:
                     _utils.LOG.exception("Unhandled exception in the zygote")
@@ -499,8 +503,9 @@ def _recv(sock: socket.socket, timeout: float | None) -> tuple[Any, ...] | None:
 
     :raises OSError: nothing came within ``timeout`` seconds (``"timed out"``).
     """
-    ready, _, _ = select.select([sock], [], [], timeout)
-    if not ready:
+    poller = select.poll()  # not select(): the master may hold fds above 1024
+    poller.register(sock, select.POLLIN)
+    if not poller.poll(None if timeout is None else timeout * 1000):
         raise OSError("timed out")
     data = sock.recv(_MAX_MESSAGE)
     if not data:
