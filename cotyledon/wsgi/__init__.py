@@ -120,6 +120,10 @@ def _start_zygote(
     )
     spawner.manager = manager
     spawner.start()
+    master.zygote = spawner.status  # for the status page
+    # No fork after a stop; and the zygote's copies of the listening sockets must not
+    # keep them open once the master and the workers have closed theirs.
+    manager.register_hooks(on_terminate=spawner.close)
     return spawner
 
 
@@ -231,10 +235,6 @@ def add(
     # after --shutdown-delay the master closes its copies of the listening sockets (and
     # unlinks its Unix socket files) while the workers drain the accept queue and close theirs.
     master.close_listeners = lambda: _listeners.close_listeners(listeners)
-    if spawner is not None:
-        # No fork after a stop; and the zygote's copies of the listening sockets must not
-        # keep them open once the master and the workers have closed theirs.
-        manager.register_hooks(on_terminate=spawner.close)
     manager.register_hooks(on_terminate=master.stop_requested)
     for listener in listeners:
         LOG.info(

@@ -196,6 +196,11 @@ class ZygoteSpawner:
         hooks = getattr(self.manager, "_hooks", None)
         return list(hooks.get("new_worker", ())) if isinstance(hooks, dict) else []
 
+    def status(self) -> tuple[int | None, int]:
+        """For the status page: the zygote that forks now (None: none) and the generation
+        of the code it loaded."""
+        return self.state.current, self.state.generation
+
     # -- WorkerSpawner -------------------------------------------------------------------
 
     def spawn(self, config: _service_worker.WorkerConfig, setup: ChildSetup) -> int:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.functional.test_wsgi_reload import write
-from tests.functional.test_wsgi_status import ready_pids
+from tests.functional.test_wsgi_status import ready_pids, status
 from tests.functional.wsgi_helpers import Load, RawClient, wsgi_command
 from tests.support.processes import Program, is_zygote, session_pids, wait_for
 
@@ -79,6 +79,8 @@ def test_sighup_serves_the_new_code_from_a_new_zygote_without_failures(
     first = ready_pids(status_port, 2)
     assert imports(tmp_path) == 1  # one import (the zygote's), not one per worker
     (old_zygote,) = zygotes(prog)
+    page = status(status_port)
+    assert (page["zygote_pid"], page["zygote_generation"]) == (old_zygote, 1)
     assert all(ppid(pid) == prog.pid for pid in first)  # the master's children
     with Load(address, clients=4) as load:
         edit(tmp_path, APP.format(text="version 2"))
@@ -94,6 +96,8 @@ def test_sighup_serves_the_new_code_from_a_new_zygote_without_failures(
     wait_for(lambda: zygotes(prog) and old_zygote not in zygotes(prog), 30, "old zygote gone")
     (zygote,) = zygotes(prog)
     assert str(zygote) not in load.pids  # the zygote serves nothing
+    page = status(status_port)
+    assert (page["zygote_pid"], page["zygote_generation"]) == (zygote, 2)
     assert str(old_zygote) not in load.pids
 
 
