@@ -16,6 +16,7 @@ is a thin wrapper around it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -119,6 +120,10 @@ def _start_zygote(
         set_slot=_set_slot,
     )
     spawner.manager = manager
+    # ServiceManager.run() makes the master a session leader (when it can): do it before
+    # this fork, so that the zygote and its workers are in the master's session too.
+    with contextlib.suppress(OSError):
+        os.setsid()
     spawner.start()
     master.zygote = spawner.status  # for the status page
     # No fork after a stop; and the zygote's copies of the listening sockets must not
