@@ -263,12 +263,34 @@ def children_of(pid: int) -> list[int]:
     return [p for p in result if _state(p) not in ("Z", "")]
 
 
+def workers_of(pid: int) -> list[int]:
+    """:func:`children_of` without a cotyledon.wsgi zygote (``--preload``: it forks the
+    workers and serves nothing; its title ends with ": zygote")."""
+    return [p for p in children_of(pid) if not _is_zygote(p)]
+
+
+def _is_zygote(pid: int) -> bool:
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().rstrip(b"\0")
+    except OSError:
+        return False
+    return not cmdline or cmdline.endswith(b": zygote")
+
+
 def _state(pid: int) -> str:
     try:
         stat = Path(f"/proc/{pid}/stat").read_bytes()
     except OSError:
         return ""
     return stat[stat.rindex(b")") + 2 :].split()[0].decode()
+
+
+def pss_kib(pid: int) -> int:
+    """PSS of one process in KiB (shared pages count 1/n per process sharing them)."""
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith("Pss:"):
+            return int(line.split()[1])
+    return 0
 
 
 def memory_kib(pid: int) -> tuple[int, int]:

@@ -21,11 +21,11 @@ from _common import (
     BenchError,
     Server,
     bind_socket,
-    children_of,
     require_wrk,
     venv_bin,
     wait_for,
     wait_http,
+    workers_of,
 )
 
 WORKERS = 2
@@ -44,7 +44,7 @@ class Running:
 
     def worker_pids(self) -> list[int]:
         """Processes that serve requests: the workers, or the process itself if single."""
-        return children_of(self.server.pid) or [self.server.pid]
+        return workers_of(self.server.pid) or [self.server.pid]
 
     def stop(self) -> None:
         self.server.stop()
@@ -112,7 +112,7 @@ def start(name: str, app: str, label: str, extra: list[str] | None = None) -> Ru
         wait_http(port, server=server)
         if name != "waitress":
             # Servers boot workers one by one: measure only once all of them are up.
-            wait_for(lambda: len(children_of(server.pid)) >= WORKERS, 30.0, f"{name} workers")
+            wait_for(lambda: len(workers_of(server.pid)) >= WORKERS, 30.0, f"{name} workers")
     except BenchError:
         server.stop()
         raise

@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from typing import Any
 
 PR_SET_PDEATHSIG = 1
+PR_SET_CHILD_SUBREAPER = 36
 
 _libc: Any = None
 
@@ -64,6 +65,19 @@ def set_pdeathsig(signum: int) -> bool:
         return bool(libc().prctl(PR_SET_PDEATHSIG, signum, 0, 0, 0) == 0)
     except (OSError, AttributeError):
         return False
+
+
+def set_child_subreaper() -> None:
+    """Make this process the reaper of its orphaned descendants (Linux >= 3.4): a worker
+    started by a helper process that exits becomes our child.
+
+    :raises OSError: not supported here.
+    """
+    import ctypes  # noqa: PLC0415 - libc() imported it already
+
+    if libc().prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        errno = ctypes.get_errno()
+        raise OSError(errno, f"cannot become a child subreaper: {os.strerror(errno)}")
 
 
 def libc() -> Any:

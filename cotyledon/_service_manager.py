@@ -43,6 +43,7 @@ from cotyledon._extension import MasterExtension
 from cotyledon._record import Record
 from cotyledon._replacement import RELOAD_MODES, ReplacePolicy
 from cotyledon._restart_policy import GiveUpPolicy
+from cotyledon._spawner import ChildSetup, WorkerSpawner
 from cotyledon.types import (
     OnDeadWorkerHook,
     OnNewWorkerHook,
@@ -61,27 +62,30 @@ EXIT_GAVE_UP = _supervisor.EXIT_GAVE_UP
 
 
 class _ServiceConfig(Record):
-    __slots__ = ("args", "factory", "kwargs", "service_id", "workers")
+    __slots__ = ("args", "factory", "kwargs", "service_id", "spawner", "workers")
 
     service_id: ServiceId
     factory: Callable[..., Any]
     workers: int
     args: tuple[Any, ...]
     kwargs: dict[str, Any]
+    spawner: WorkerSpawner | None
 
-    def __init__(
+    def __init__(  # noqa: PLR0917 - positional, as before the spawner
         self,
         service_id: ServiceId,
         factory: Callable[..., Any],
         workers: int,
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
+        spawner: WorkerSpawner | None = None,
     ) -> None:
         self.service_id = service_id
         self.factory = factory
         self.workers = workers
         self.args = args
         self.kwargs = kwargs
+        self.spawner = spawner
 
 
 class ServiceManager:
@@ -151,6 +155,7 @@ class ServiceManager:
         self._events: collections.deque[sv.Event] = collections.deque()
         self._mp_procs: dict[int, Any] = {}
         self._fast_exit = False
+        self._subreaper = False
         self._extensions: list[MasterExtension] = []
         #: Handlers of worker -> master messages, by kind: ``fn(pid, payload)``.
         self._control_handlers: dict[str, Callable[[int, str], None]] = {
@@ -179,6 +184,7 @@ class ServiceManager:
         reload: str = "signal",
         max_surge: int = 1,
         start_timeout: float = 60.0,
+        spawner: WorkerSpawner | None = None,
     ) -> ServiceId:
         """Add a service; its workers are ``service(worker_id, *args, **kwargs)``.
 
@@ -194,6 +200,9 @@ class ServiceManager:
         :param max_surge: with ``reload="replace"``, workers replaced at the same time.
         :param start_timeout: seconds a replacement has to enter ``run()``; past that, or
             if it dies first, the replacement is aborted and the old worker keeps serving.
+        :param spawner: what starts this service's workers instead of a fork of the master
+            (see :mod:`cotyledon._spawner`; cotyledon.wsgi's zygote). None: the master
+            forks them (or starts them through ``mp_context``).
         :returns: the new service's id.
         :raises TypeError: ``service`` is not callable.
         :raises ValueError: ``workers`` is not an int >= 1, or a replacement setting is
@@ -209,13 +218,21 @@ class ServiceManager:
             period = restart_period or (give_up.period if give_up else 5.0)
             give_up = _give_up_policy(max_restarts, period)
         service_id = ServiceId(uuid.uuid4())
-        config = _ServiceConfig(service_id, service, workers, tuple(args or ()), kwargs or {})
+        config = _ServiceConfig(
+            service_id, service, workers, tuple(args or ()), kwargs or {}, spawner
+        )
         with self._lock:
             self._services[service_id] = config
             name = getattr(service, "name", None) or getattr(service, "__name__", "")
             self._queue(
                 sv.ServiceAdded(
-                    service_id, workers, give_up, name=str(name), reload=reload, replace=policy
+                    service_id,
+                    workers,
+                    give_up,
+                    name=str(name),
+                    reload=reload,
+                    replace=policy,
+                    prepare=spawner is not None,
                 )
             )
         return service_id
@@ -425,6 +442,10 @@ class ServiceManager:
         with self._lock:
             self._state = "done"
         self._notify_extensions("close")
+        for service in list(self._services.values()):
+            if service.spawner is not None:
+                with contextlib.suppress(Exception):
+                    service.spawner.close()
         for resource in (self._signals, self._control, self._seatbelt, self._notifier):
             if resource is not None:
                 with contextlib.suppress(Exception):
@@ -562,7 +583,7 @@ class ServiceManager:
         config = self._worker_config(action.service_id, action.worker_id)
         self._notify_extensions("before_fork", action.service_id, action.worker_id)
         try:
-            pid = self._start_worker(config)
+            pid = self._spawn(action.service_id, config)
         except OSError as exc:
             self._feed(sv.SpawnFailed(action.service_id, action.worker_id, str(exc)))
         else:
@@ -584,13 +605,24 @@ class ServiceManager:
             master_pid=os.getpid(),
         )
 
+    def _spawn(self, service_id: ServiceId, config: _service_worker.WorkerConfig) -> int:
+        """Start a worker through the service's spawner, if it has one."""
+        spawner = self._services[service_id].spawner
+        if spawner is None:
+            return self._start_worker(config)
+        if not self._subreaper:  # the spawner's workers are reparented to us
+            _processes.set_child_subreaper()
+            self._subreaper = True
+        return spawner.spawn(config, self._child_setup())
+
     def _start_worker(self, config: _service_worker.WorkerConfig) -> int:
         ctx = self.mp_context
         if ctx is None or ctx is self._default_mp_context or ctx.get_start_method() == "fork":
             return self._fork(config)
         return self._start_through_context(ctx, config)
 
-    def _fork(self, config: _service_worker.WorkerConfig) -> int:
+    def _child_setup(self) -> ChildSetup:
+        """The master's fds and signals as a worker's ``forked_main`` needs them, now."""
         assert self._signals is not None
         assert self._control is not None
         assert self._seatbelt is not None
@@ -603,16 +635,22 @@ class ServiceManager:
             *ext_reads,
             *ext_writes,
         )
+        return ChildSetup(
+            self._master_signals(), master_fds, self._seatbelt.read_fd, self._control.write_fd
+        )
+
+    def _fork(self, config: _service_worker.WorkerConfig) -> int:
+        setup = self._child_setup()
         with _signals.blocked(_signals.all_signals()) as mask:
             pid = os.fork()
             if pid == 0:  # pragma: no cover - the child never returns from here
                 _service_worker.forked_main(
                     config,
-                    master_signals=self._master_signals(),
+                    master_signals=setup.master_signals,
                     mask=mask,
-                    master_fds=master_fds,
-                    seatbelt_fd=self._seatbelt.read_fd,
-                    control_fd=self._control.write_fd,
+                    master_fds=setup.master_fds,
+                    seatbelt_fd=setup.seatbelt_fd,
+                    control_fd=setup.control_fd,
                 )
         return pid
 
@@ -669,10 +707,30 @@ class ServiceManager:
         else:
             LOG.info("Child %i exited with status %d", action.pid, action.exit_code)
 
+    def _do_prepare_reload(self, action: sv.PrepareReload) -> None:
+        service_id = action.service_id
+        spawner = self._services[service_id].spawner
+        assert spawner is not None
+
+        def answer(error: str) -> None:
+            self._feed(sv.ReloadPrepared(service_id, error))
+
+        try:
+            spawner.prepare_reload(self._child_setup(), answer)
+        except Exception as exc:  # a spawner bug must not take the master down
+            LOG.exception("Spawner %r failed in prepare_reload()", spawner)
+            answer(f"the spawner failed: {exc}")
+
     def _do_replace_step(self, action: sv.ReplaceStep) -> None:
         name = self._service_name(action.service_id)
         why = f" ({action.reason})" if action.reason else ""
-        if action.kind == "replacing":
+        if action.kind == "aborted" and action.worker_id is None:
+            REPLACE_LOG.error(
+                "Replacement of %s workers aborted: %s; every worker keeps serving",
+                name,
+                action.reason,
+            )
+        elif action.kind == "replacing":
             assert action.worker_id is not None
             self._notify_extensions(
                 "on_replacing", action.service_id, action.worker_id, action.reason

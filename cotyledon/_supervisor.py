@@ -63,7 +63,7 @@ class Started(FrozenRecord):
 
 
 class ServiceAdded(FrozenRecord):
-    __slots__ = ("give_up", "name", "reload", "replace", "service_id", "workers")
+    __slots__ = ("give_up", "name", "prepare", "reload", "replace", "service_id", "workers")
 
     service_id: ServiceId
     workers: int
@@ -73,6 +73,10 @@ class ServiceAdded(FrozenRecord):
     #: SIGHUP: "signal" forwards it to the workers, "replace" replaces them one by one.
     reload: str
     replace: ReplacePolicy
+    #: With ``reload="replace"``: a SIGHUP first asks the service's spawner to prepare
+    #: (:class:`PrepareReload`), and the replacement starts once it answers
+    #: (:class:`ReloadPrepared`); a failed preparation aborts the reload.
+    prepare: bool
 
     def __init__(
         self,
@@ -83,6 +87,7 @@ class ServiceAdded(FrozenRecord):
         name: str = "",
         reload: str = "signal",
         replace: ReplacePolicy | None = None,
+        prepare: bool = False,
     ) -> None:
         self.service_id = service_id
         self.workers = workers
@@ -90,6 +95,7 @@ class ServiceAdded(FrozenRecord):
         self.name = name
         self.reload = reload
         self.replace = ReplacePolicy() if replace is None else replace
+        self.prepare = prepare
 
 
 class ReplaceRequested(FrozenRecord):
@@ -247,6 +253,20 @@ class ReloadRequested(FrozenRecord):
     __slots__ = ()
 
 
+class ReloadPrepared(FrozenRecord):
+    """The spawner of a service answered :class:`PrepareReload`: ready when ``error`` is
+    empty (the replacement starts), else the reload of that service is aborted."""
+
+    __slots__ = ("error", "service_id")
+
+    service_id: ServiceId
+    error: str
+
+    def __init__(self, service_id: ServiceId, error: str = "") -> None:
+        self.service_id = service_id
+        self.error = error
+
+
 class Tick(FrozenRecord):
     """Time passed: handle the deadlines that are due."""
 
@@ -269,6 +289,7 @@ Event = (
     | ReloadRequested
     | ReplaceRequested
     | ReplacementAsked
+    | ReloadPrepared
     | Tick
 )
 
@@ -455,12 +476,25 @@ class Exit(FrozenRecord):
         self.code = code
 
 
+class PrepareReload(FrozenRecord):
+    """Ask the spawner of a service to get ready for a reload (load the new code); it
+    answers with :class:`ReloadPrepared`."""
+
+    __slots__ = ("service_id",)
+
+    service_id: ServiceId
+
+    def __init__(self, service_id: ServiceId) -> None:
+        self.service_id = service_id
+
+
 class ReplaceStep(FrozenRecord):
     """Log a step of a worker replacement.
 
     ``kind``: "replacing" (the slot gets a new process, ``old_pid`` keeps serving),
     "replaced" (``new_pid`` entered run(); ``old_pid`` was told to stop), "aborted"
-    (``new_pid`` failed, ``old_pid`` keeps its slot; ``reason`` says how) or "done"
+    (``new_pid`` failed, ``old_pid`` keeps its slot; ``reason`` says how; ``worker_id``
+    None: the reload's preparation failed and no worker was replaced) or "done"
     (nothing left to replace; ``reason`` "aborted" when a replacement of this reload was
     aborted, so not every worker was replaced).
     """
@@ -507,6 +541,7 @@ Action = (
     | GracefulTimeout
     | Exit
     | ReplaceStep
+    | PrepareReload
 )
 
 # ----------------------------------------------------------------------------- state
@@ -516,6 +551,8 @@ class _Service(Record):
     __slots__ = (
         "budget",
         "name",
+        "prepare",
+        "preparing",
         "reload",
         "replacement",
         "restarting",
@@ -533,6 +570,9 @@ class _Service(Record):
     restarting: set[WorkerId]
     reload: str
     replacement: Replacement
+    #: A reload first asks the spawner to prepare; ``preparing`` until it answers.
+    prepare: bool
+    preparing: bool
 
     def __init__(
         self,
@@ -543,6 +583,7 @@ class _Service(Record):
         name: str = "",
         reload: str = "signal",
         replacement: Replacement | None = None,
+        prepare: bool = False,
     ) -> None:
         self.service_id = service_id
         self.workers = workers
@@ -552,6 +593,8 @@ class _Service(Record):
         self.restarting = set()
         self.reload = reload
         self.replacement = Replacement(ReplacePolicy()) if replacement is None else replacement
+        self.prepare = prepare
+        self.preparing = False
 
 
 class _Proc(Record):
@@ -697,6 +740,7 @@ class Supervisor:
             name=event.name,
             reload=event.reload,
             replacement=Replacement(event.replace),
+            prepare=event.prepare and event.reload == "replace",
         )
         return self._converge(now) if self.phase is Phase.RUNNING else []
 
@@ -802,6 +846,7 @@ class Supervisor:
         if self.phase is not Phase.RUNNING:
             return []
         replaced = set()
+        prepare: list[Action] = []
         for svc in self._services.values():
             svc.budget.clear()
             self.deadlines.cancel(("spawn", svc.service_id))
@@ -809,6 +854,10 @@ class Supervisor:
                 replaced.add(svc.service_id)
                 svc.replacement.reloading = True
                 svc.replacement.aborted = False
+                if svc.prepare:  # replaced once the spawner is ready (ReloadPrepared)
+                    svc.preparing = True
+                    prepare.append(PrepareReload(svc.service_id))
+                    continue
                 current = sorted(self.current_pids(svc.service_id))
                 svc.replacement.request(current, "reload")
         pids = tuple(
@@ -822,9 +871,23 @@ class Supervisor:
             Notify("reloading", "reloading"),
             RunHooks("reload"),
             ReloadWorkers(pids),
+            *prepare,
             *self._converge(now),
             *self._advance_replacements(now),
         ]
+
+    def _on_reload_prepared(self, event: ReloadPrepared, now: float) -> list[Action]:
+        svc = self._services.get(event.service_id)
+        if svc is None or not svc.preparing or self.phase is not Phase.RUNNING:
+            return []
+        svc.preparing = False
+        if event.error:
+            svc.replacement.aborted = True
+            step = ReplaceStep("aborted", svc.service_id, reason=event.error)
+            return [step, *self._end_of_replacement(svc), *self._maybe_ready()]
+        current = sorted(self.current_pids(svc.service_id))
+        svc.replacement.request(current, "reload")
+        return self._advance_replacements(now) + self._maybe_ready()
 
     def _on_replace_requested(self, event: ReplaceRequested, now: float) -> list[Action]:
         svc = self._services.get(event.service_id)
@@ -942,6 +1005,7 @@ class Supervisor:
         self.deadlines.clear()
         for svc in self._services.values():
             svc.replacement.clear()
+            svc.preparing = False
         if self.graceful_shutdown_timeout and self.graceful_shutdown_timeout > 0:
             self.deadlines.set("graceful", now + self.graceful_shutdown_timeout)
             if self.extend_interval:
@@ -977,7 +1041,7 @@ class Supervisor:
 
     def _end_of_replacement(self, svc: _Service) -> list[Action]:
         """A reload's replacement is complete: say so once (READY follows)."""
-        if svc.replacement.active or not svc.replacement.reloading:
+        if svc.replacement.active or svc.preparing or not svc.replacement.reloading:
             return []
         svc.replacement.reloading = False
         reason = "aborted" if svc.replacement.aborted else ""

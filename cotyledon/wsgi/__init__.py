@@ -7,18 +7,23 @@
     cotyledon.wsgi.add(sm, "myproject.api:application", bind=["127.0.0.1:8080"], workers=4)
     sm.run()
 
-:func:`add` opens the listening sockets and imports the app in the master, right away, so a
-bad address or an app that cannot be imported fails here (before ``run()``), and the workers
-share both. The ``cotyledon-wsgi`` command is a thin wrapper around it.
+:func:`add` opens the listening sockets and loads the app right away (with ``preload``,
+the default, in a *zygote* process forked from the master, which then forks the workers:
+see :mod:`cotyledon.wsgi._zygote`), so a bad address or an app that cannot be imported
+fails here (before ``run()``), and the workers share both. The ``cotyledon-wsgi`` command
+is a thin wrapper around it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from cotyledon.wsgi import _master
 from cotyledon.wsgi._config import ConfigError, ServerConfig, make_config
 from cotyledon.wsgi._master import WSGIMaster
 from cotyledon.wsgi._worker import WSGIService
@@ -26,6 +31,7 @@ from cotyledon.wsgi._worker import WSGIService
 if TYPE_CHECKING:
     from cotyledon import ServiceManager
     from cotyledon.types import ServiceId
+    from cotyledon.wsgi._zygote import ZygoteSpawner
 
 __all__ = ["ConfigError", "ServerConfig", "WSGIService", "add", "check_app", "resolve_binds"]
 
@@ -85,6 +91,69 @@ def _make_master(config: ServerConfig, listeners: Sequence[Any]) -> WSGIMaster:
         ) from exc
 
 
+def _uses_zygote(app: str | WSGIApp, config: ServerConfig) -> bool:
+    """Preload through a zygote: the app is named (not an object already imported here)
+    and the platform lets the master adopt the zygote's workers (a Linux subreaper)."""
+    return config.preload and isinstance(app, str) and sys.platform.startswith("linux")
+
+
+def _set_slot(slot: int | None) -> None:
+    """In the zygote, before it forks a worker: the slot the master claimed for it."""
+    _master.assigned_slot = slot
+
+
+def _start_zygote(
+    manager: ServiceManager, app: str, config: ServerConfig, master: WSGIMaster, sockets: Any
+) -> ZygoteSpawner:
+    """Fork the first zygote and wait for it to import the app (AppLoadError if it
+    cannot), as the master itself did before."""
+    from cotyledon.wsgi._zygote import ZygoteSpawner  # noqa: PLC0415
+
+    spawner = ZygoteSpawner(
+        app,
+        pythonpath=config.pythonpath,
+        factory=WSGIService,
+        worker_args=(config, sockets, master.board, master.stop_notice),
+        load_timeout=config.start_timeout,
+        master_fds=lambda: [*master.read_fds(), *master.write_fds()],
+        slot=lambda: _master.assigned_slot,
+        set_slot=_set_slot,
+    )
+    spawner.manager = manager
+    # ServiceManager.run() makes the master a session leader (when it can): do it before
+    # this fork, so that the zygote and its workers are in the master's session too.
+    with contextlib.suppress(OSError):
+        os.setsid()
+    spawner.start()
+    master.zygote = spawner.status  # for the status page
+    # No fork after a stop; and the zygote's copies of the listening sockets must not
+    # keep them open once the master and the workers have closed theirs.
+    manager.register_hooks(on_terminate=spawner.close)
+    return spawner
+
+
+def _merge_config(
+    config: ServerConfig | None,
+    bind: Sequence[str] | str | None,
+    workers: int | None,
+    threads: int | None,
+    options: dict[str, Any],
+) -> ServerConfig:
+    """``config`` (or the defaults) with the arguments of :func:`add` applied."""
+    changes = dict(options)
+    if bind is not None:
+        changes["bind"] = (bind,) if isinstance(bind, str) else tuple(bind)
+    if workers is not None:
+        changes["workers"] = workers
+    if threads is not None:
+        changes["threads"] = threads
+    config = config.replace(**changes) if config is not None else make_config(**changes)
+    if config.reload and config.preload:
+        # --reload watches the files each worker imported: every worker imports the app.
+        config = config.replace(preload=False)
+    return config
+
+
 def add(
     manager: ServiceManager,
     app: str | WSGIApp,
@@ -120,32 +189,33 @@ def add(
     if getattr(manager, "_state", "new") != "new":
         raise RuntimeError("cotyledon.wsgi.add() must be called before the manager runs")
 
-    changes = dict(options)
-    if bind is not None:
-        changes["bind"] = (bind,) if isinstance(bind, str) else tuple(bind)
-    if workers is not None:
-        changes["workers"] = workers
-    if threads is not None:
-        changes["threads"] = threads
-    config = config.replace(**changes) if config is not None else make_config(**changes)
-    if config.reload and config.preload:
-        # Workers forked from a master that imported the app would all run its old code.
-        config = config.replace(preload=False)
+    config = _merge_config(config, bind, workers, threads, options)
     environ = os.environ if environ is None else environ
     binds = _parse_binds(config, environ)
     target: str | WSGIApp = app
-    if config.preload or callable(app):
+    zygote = _uses_zygote(app, config)
+    if (config.preload and not zygote) or callable(app):
         target = check_app(app, config)
     listeners = _listeners.open_listeners(binds, backlog=config.backlog, environ=environ)
     sockets = [listener.sock for listener in listeners]
     watch: _boot_watch.BootWatch | None = None
+    spawner: ZygoteSpawner | None = None
+    master: WSGIMaster | None = None
     try:
         master = _make_master(config, listeners)
+        if zygote and isinstance(app, str):  # the zygote imports the app, forks workers
+            spawner = _start_zygote(manager, app, config, master, sockets)
         manager._attach_extension(master)  # status page and hung workers, in the master
-        if isinstance(target, str):  # each worker imports the app: stop if none can
+        if spawner is not None:
+            manager._attach_extension(spawner)
+        elif isinstance(target, str):  # each worker imports the app: stop if none can
             watch = _boot_watch.BootWatch(master.board)
             manager._attach_extension(watch)
     except (OSError, RuntimeError):
+        if spawner is not None:
+            spawner.close()
+        if master is not None:
+            master.close()
         _listeners.close_listeners(listeners)
         raise
     # SIGHUP and recycling replace workers progressively: a new worker accepts before
@@ -159,6 +229,7 @@ def add(
         start_timeout=config.start_timeout,
         max_restarts=config.max_restarts,
         restart_period=config.restart_period,
+        spawner=spawner,
     )
     master.service_id = service_id
     master.manager = manager

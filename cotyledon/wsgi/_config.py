@@ -645,8 +645,9 @@ class ServerConfig:
         True,
         Cli(
             ("--preload",),
-            "Import the app in the master before forking: import errors stop start-up and "
-            "workers share the code.",
+            "Import the app once, in a zygote process that forks the workers: import errors "
+            "stop start-up, workers share the code, and SIGHUP imports new code in a new "
+            "zygote.",
             APP,
             negative="--no-preload",
             check=_check_bool,

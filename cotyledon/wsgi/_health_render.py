@@ -73,6 +73,10 @@ class Snapshot:
     restarts: tuple[tuple[str, int], ...] = ()
     generation: int = 0
     rollout: str = "idle"
+    #: ``--preload``: the zygote that forks the workers (None: none, or none now), and
+    #: the generation of the code it loaded (1 at start, +1 per reload that loaded).
+    zygote_pid: int | None = None
+    zygote_generation: int = 0
     memory_kind: str = "uss"
     refresh_seconds: int = 5
     notes: tuple[str, ...] = field(default=())

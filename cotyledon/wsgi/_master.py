@@ -93,6 +93,8 @@ class WSGIMaster:
         self.binds = tuple(binds)
         self.service_id: ServiceId | None = None
         self.manager: Any = None  # the cotyledon.ServiceManager (for SIGTTIN/SIGTTOU)
+        #: ``--preload``: () -> (zygote pid or None, its code generation).
+        self.zygote: Callable[[], tuple[int | None, int]] | None = None
         self.workers = config.workers
         self.generation = 0  # reloads so far: the workers forked since carry it
         self.board = Scoreboard(config.workers + config.max_surge + SPARE_SLOTS, clock)
@@ -372,6 +374,7 @@ class WSGIMaster:
         totals = self.board.totals(stats)
         memory = {pid: _memory.memory_bytes(pid) for pid in self._workers}
         slots = {w.index: w.worker_id for w in self._workers.values()}
+        zygote_pid, zygote_generation = self.zygote() if self.zygote is not None else (None, 0)
         return Snapshot(
             service="cotyledon-wsgi",
             version=_package_version(),
@@ -388,6 +391,8 @@ class WSGIMaster:
             restarts=tuple(sorted(self.restarts.items())),
             generation=self.generation,
             rollout="replacing workers" if len(self._workers) > self.workers else "idle",
+            zygote_pid=zygote_pid,
+            zygote_generation=zygote_generation,
         )
 
 

@@ -123,7 +123,7 @@ def test_scaling_down_one_instance_loses_nothing(
     report("scale down", load)
 
 
-@pytest.mark.parametrize("preload", ["--no-preload"])
+@pytest.mark.parametrize("preload", ["--no-preload", "--preload"])
 def test_reload_with_new_code_loses_nothing(tmp_path: Path, preload: str) -> None:
     write_app(tmp_path, "v1")
     backends = [ours(name, tmp_path, preload) for name in ("a", "b")]

@@ -53,7 +53,7 @@ def tcp_address(url: str) -> tuple[str, int]:
 
 def serving_workers(prog: Program, count: int) -> list[int]:
     """Wait until the master has ``count`` worker processes; return their pids."""
-    workers = wait_for(lambda: len(prog.descendants()) == count and prog.descendants(), 30)
+    workers = wait_for(lambda: len(prog.workers()) == count and prog.workers(), 30)
     assert isinstance(workers, list)
     return workers
 

@@ -86,7 +86,7 @@ def test_reload_extra_file_triggers_a_cycle(program: type[Program], tmp_path: Pa
     (first,) = ready_pids(status_port, 1)
     write(template, "two")
     prog.wait_line(r"Changed: .*t\.txt; replacing the workers", 30)
-    wait_for(lambda: first not in prog.descendants() and prog.descendants(), 30)
+    wait_for(lambda: first not in prog.workers() and prog.workers(), 30)
     assert body(("127.0.0.1", port)) == b"two"
 
 
@@ -128,7 +128,7 @@ def test_logs_in_the_watched_directory_trigger_no_reload(
         assert body(address) == b"version 1"
     write(module, APP.format(text="version 2"))  # the real edit, after the log writes
     wait_for(lambda: body(address) == b"version 2", 30, "the edited code served")
-    wait_for(lambda: first not in prog.descendants(), 30, "the old worker gone")
+    wait_for(lambda: first not in prog.workers(), 30, "the old worker gone")
     text = error_log.read_text()
     changed = re.findall(r"Changed: (.*); replacing the workers", text)
     assert changed == [str(module)], text

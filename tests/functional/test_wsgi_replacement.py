@@ -31,7 +31,7 @@ def start(program: type[Program], *args: str) -> tuple[Program, tuple[str, int]]
 
 def workers(prog: Program, count: int) -> set[int]:
     """Wait until exactly ``count`` worker processes run; return their pids."""
-    pids = wait_for(lambda: len(prog.descendants()) == count and prog.descendants(), 30)
+    pids = wait_for(lambda: len(prog.workers()) == count and prog.workers(), 30)
     assert isinstance(pids, list)
     return set(pids)
 
@@ -39,7 +39,7 @@ def workers(prog: Program, count: int) -> set[int]:
 def replaced(prog: Program, old: set[int], count: int) -> set[int]:
     """Wait until none of ``old`` is alive and ``count`` workers run; return them."""
     pids = wait_for(
-        lambda: (d := set(prog.descendants())) and not d & old and len(d) == count and d,
+        lambda: (d := set(prog.workers())) and not d & old and len(d) == count and d,
         60,
         "every old worker replaced",
     )
@@ -166,7 +166,7 @@ def test_a_replacement_that_cannot_start_keeps_the_old_workers_serving(
         served = load.served()
         wait_for(lambda: load.served() > served + 20, 30, "the old workers still serving")
     assert load.failures == []
-    assert set(prog.descendants()) == old  # nobody else was touched, no retry loop
+    assert set(prog.workers()) == old  # nobody else was touched, no retry loop
     assert "the new code does not import" in prog.output()
     # Fixed code: the next SIGHUP goes through.
     (tmp_path / "broken").unlink()

@@ -49,7 +49,7 @@ manager.run()
 def start(program: type[Program]) -> tuple[Program, tuple[str, int]]:
     prog = program([sys.executable, "-c", PROGRAM])
     port = int(prog.wait_line(r"^port (\d+)", 30).group(1))
-    wait_for(lambda: len(prog.descendants()) == 2, 30, "two workers")
+    wait_for(lambda: len(prog.workers()) == 2, 30, "two workers")
     return prog, ("127.0.0.1", port)
 
 
@@ -79,10 +79,10 @@ def test_sigterm_lets_in_flight_requests_finish(program: type[Program]) -> None:
 
 def test_sighup_replaces_workers_and_keeps_serving(program: type[Program]) -> None:
     prog, address = start(program)
-    before = set(prog.descendants())
+    before = set(prog.workers())
     prog.signal(signal.SIGHUP)
     wait_for(
-        lambda: len(prog.descendants()) == 2 and not before & set(prog.descendants()),
+        lambda: len(prog.workers()) == 2 and not before & set(prog.workers()),
         30,
         "two new workers",
     )
@@ -96,6 +96,6 @@ def test_sigusr2_dumps_a_worker_stacks(program: type[Program]) -> None:
     worker = int(prog.wait_line(r"Run service wsgi\(\d\) \[(\d+)\]", 30).group(1))
     os.kill(worker, signal.SIGUSR2)
     prog.wait_line(r"most recent call first", 30)
-    assert worker in prog.descendants()  # the worker survives its dump
+    assert worker in prog.workers()  # the worker survives its dump
     with RawClient(address) as client:
         assert client.get("/?ms=0").status == 200

@@ -19,7 +19,7 @@ def read(path: Path) -> str:
 
 
 def count_workers(prog: Program, count: int) -> set[int]:
-    pids = wait_for(lambda: len(prog.descendants()) == count and set(prog.descendants()), 30)
+    pids = wait_for(lambda: len(prog.workers()) == count and set(prog.workers()), 30)
     assert isinstance(pids, set)
     return pids
 

@@ -67,7 +67,7 @@ def ready_pids(port: int, count: int) -> set[int]:
 def test_json_metrics_and_sysinfo_describe_the_real_workers(program: type[Program]) -> None:
     prog, port, status_port = start(program, "-w", "2", "examples.wsgi.hello:app")
     pids = ready_pids(status_port, 2)
-    assert pids == set(prog.descendants())
+    assert pids == set(prog.workers())
     with RawClient(("127.0.0.1", port)) as client:
         for _ in range(5):
             assert client.get("/").status == 200

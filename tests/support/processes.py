@@ -49,6 +49,17 @@ def wait_for(
         delay = min(delay * 2, 0.05)
 
 
+def is_zygote(pid: int) -> bool:
+    """True for a cotyledon.wsgi zygote or a process it forked that is not a worker yet
+    (the title ends with ": zygote"), and for a process that is exiting (no cmdline)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            cmdline = f.read().rstrip(b"\0")
+    except OSError:
+        return False
+    return not cmdline or cmdline.endswith(b": zygote")
+
+
 def session_pids(sid: int) -> list[int]:
     """Every live (non-zombie) process whose session id is ``sid``."""
     pids = []
@@ -207,6 +218,12 @@ class Program:
     def descendants(self) -> list[int]:
         """Every live process of this program's session except the main one."""
         return [p for p in session_pids(self.pid) if p != self.pid]
+
+    def workers(self) -> list[int]:
+        """:meth:`descendants` but a WSGI zygote (``--preload``: it forks the workers and
+        serves nothing), the short-lived process it forks them through, and a worker it
+        has just forked (titled as the zygote until it has started)."""
+        return [p for p in self.descendants() if not is_zygote(p)]
 
     def kill_tree(self, timeout: float = 10.0) -> list[int]:
         """SIGTERM the session, wait with a deadline, SIGKILL what is left.

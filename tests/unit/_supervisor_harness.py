@@ -35,8 +35,13 @@ class FakeMaster:
         """``replace``: ``reload="replace"`` and the ReplacePolicy fields."""
         sid = ServiceId(uuid.uuid4())
         reload = str(replace.pop("reload", "signal"))
+        prepare = bool(replace.pop("prepare", False))
         policy = ReplacePolicy(**replace)  # type: ignore[arg-type]
-        self.feed(sv.ServiceAdded(sid, workers, give_up, name=name, reload=reload, replace=policy))
+        self.feed(
+            sv.ServiceAdded(
+                sid, workers, give_up, name=name, reload=reload, replace=policy, prepare=prepare
+            )
+        )
         return sid
 
     def feed(self, event: sv.Event) -> list[sv.Action]:

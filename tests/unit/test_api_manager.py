@@ -233,3 +233,62 @@ def test_run_after_shutdown_stops_at_once_and_restores_signals(
     assert {sig: signal.getsignal(sig) for sig in handlers} == handlers
     manager.shutdown()  # after run(): logs only, does not kill us
     assert caplog.messages[-1] == "Manager shutdown requested"
+
+
+# -- the spawner seam (cotyledon._spawner) --------------------------------------------------
+
+
+class RecordingSpawner:
+    """A WorkerSpawner that records calls and answers reloads from a list."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+        self.answers: list[str] = []
+
+    def spawn(self, config: object, setup: object) -> int:
+        self.calls.append("spawn")
+        raise OSError("no worker today")
+
+    def prepare_reload(self, setup: object, answer: object) -> None:
+        self.calls.append("prepare_reload")
+        assert callable(answer)
+        answer(self.answers.pop(0))
+
+    def close(self) -> None:
+        self.calls.append("close")
+
+
+def test_a_spawner_is_keyword_only_and_prepares_replaced_reloads(
+    manager: cotyledon.ServiceManager,
+) -> None:
+    spawner = RecordingSpawner()
+    with pytest.raises(TypeError):
+        manager.add(Svc, 1, None, None, None, None, "replace", 1, 60.0, spawner)  # type: ignore[call-arg]
+    sid = manager.add(Svc, workers=1, reload="replace", spawner=spawner)
+    (event,) = manager._commands
+    assert event.prepare is True  # type: ignore[union-attr]
+    assert manager._services[sid].spawner is spawner
+    assert manager.add(Svc, workers=1, reload="replace") != sid
+    assert manager._commands[-1].prepare is False  # type: ignore[union-attr]
+
+
+def test_prepare_reload_answers_become_reload_prepared_events(
+    manager: cotyledon.ServiceManager,
+) -> None:
+    from cotyledon import _supervisor as sv
+    from cotyledon._spawner import ChildSetup
+
+    spawner = RecordingSpawner()
+    spawner.answers = ["", "cannot import"]
+    sid = manager.add(Svc, workers=1, reload="replace", spawner=spawner)
+    setup = ChildSetup((signal.SIGHUP,), (5, 6), 7, 8)
+    manager._child_setup = lambda: setup  # type: ignore[method-assign]
+    manager._do_prepare_reload(sv.PrepareReload(sid))
+    manager._do_prepare_reload(sv.PrepareReload(sid))
+    prepared = [e for e in manager._events if isinstance(e, sv.ReloadPrepared)]
+    assert prepared == [sv.ReloadPrepared(sid, ""), sv.ReloadPrepared(sid, "cannot import")]
+    config = manager._worker_config(sid, cotyledon.types.WorkerId(0))
+    with pytest.raises(OSError, match="no worker today"):
+        manager._spawn(sid, config)  # pytest is a child subreaper already (conftest)
+    manager._teardown()
+    assert spawner.calls == ["prepare_reload", "prepare_reload", "spawn", "close"]

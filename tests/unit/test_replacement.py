@@ -295,3 +295,57 @@ def test_a_reload_with_an_aborted_replacement_does_not_end_as_complete() -> None
     for _ in range(2):
         master.feed(sv.WorkerStarted(max(master.alive)))
     assert [(s.kind, s.reason) for s in steps(master, "done")] == [("done", "")]
+
+
+# -- a spawner that prepares the reload first (cotyledon.wsgi's zygote) ----------------------
+
+
+def test_prepared_reload_waits_for_the_spawner_before_replacing() -> None:
+    master, sid = running(2, reload="replace", prepare=True)
+    old = master.workers_of(sid)
+    master.feed(sv.ReloadRequested())
+    assert master.of_type(sv.PrepareReload) == [sv.PrepareReload(sid)]
+    assert not master.of_type(sv.SpawnWorker)  # nothing forked before the new code loaded
+    assert not steps(master, "done")
+    assert not [a for a in master.of_type(sv.Notify) if a.kind == "ready"]  # type: ignore[attr-defined]
+    master.feed(sv.ReloadPrepared(sid))
+    assert [s.worker_id for s in steps(master, "replacing")] == [0]
+    for _ in range(2):
+        master.feed(sv.WorkerStarted(max(master.alive)))
+    assert sorted(s.old_pid for s in steps(master, "replaced")) == sorted(old.values())
+    assert steps(master, "done") == [sv.ReplaceStep("done", sid)]
+    assert [a.kind for a in master.of_type(sv.Notify)][-1] == "ready"  # type: ignore[attr-defined]
+
+
+def test_failed_preparation_aborts_the_reload_and_keeps_every_worker() -> None:
+    master, sid = running(2, reload="replace", prepare=True)
+    old = master.workers_of(sid)
+    master.feed(sv.ReloadRequested())
+    master.feed(sv.ReloadPrepared(sid, "syntax error in app.py:3"))
+    aborted = steps(master, "aborted")
+    assert aborted == [sv.ReplaceStep("aborted", sid, reason="syntax error in app.py:3")]
+    assert steps(master, "done") == [sv.ReplaceStep("done", sid, reason="aborted")]
+    assert not master.of_type(sv.SpawnWorker)
+    assert master.workers_of(sid) == old
+    assert not master.signalled
+    assert [a.kind for a in master.of_type(sv.Notify)][-1] == "ready"  # type: ignore[attr-defined]
+    # A later SIGHUP tries again.
+    master.actions.clear()
+    master.feed(sv.ReloadRequested())
+    assert master.of_type(sv.PrepareReload) == [sv.PrepareReload(sid)]
+
+
+def test_an_answer_after_stop_or_unasked_is_ignored() -> None:
+    master, sid = running(1, reload="replace", prepare=True)
+    assert master.feed(sv.ReloadPrepared(sid)) == []  # nobody asked
+    master.feed(sv.ReloadRequested())
+    master.feed(sv.StopRequested())
+    assert master.feed(sv.ReloadPrepared(sid)) == []
+    assert not master.of_type(sv.SpawnWorker)
+
+
+def test_prepare_is_only_for_replaced_services() -> None:
+    master, _ = running(1, reload="signal", prepare=True)
+    master.feed(sv.ReloadRequested())
+    assert not master.of_type(sv.PrepareReload)
+    assert master.of_type(sv.ReloadWorkers)[0].pids  # type: ignore[attr-defined]
