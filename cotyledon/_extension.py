@@ -67,3 +67,53 @@ class MasterExtension(Protocol):
 
     def close(self) -> None:
         """The master is exiting."""
+
+
+class QuietExtension:
+    """A :class:`MasterExtension` that does nothing: subclass it and override only the
+    calls you need (every call of the protocol has a do-nothing answer here)."""
+
+    signals: tuple[int, ...] = ()
+
+    def on_signal(self, signum: int) -> None:
+        pass
+
+    def read_fds(self) -> Iterable[int]:
+        return []
+
+    def write_fds(self) -> Iterable[int]:
+        return []
+
+    def on_ready(self, readable: list[int], writable: list[int]) -> None:
+        pass
+
+    def next_deadline(self) -> float | None:
+        return None
+
+    def on_tick(self, now: float) -> None:
+        pass
+
+    def before_fork(self, service_id: ServiceId, worker_id: WorkerId) -> None:
+        pass
+
+    def on_spawned(self, service_id: ServiceId, worker_id: WorkerId, pid: int) -> None:
+        pass
+
+    def on_replacing(self, service_id: ServiceId, worker_id: WorkerId, reason: str) -> None:
+        pass
+
+    def on_replaced(self, service_id: ServiceId, worker_id: WorkerId, old_pid: int | None) -> None:
+        pass
+
+    def on_replace_aborted(
+        self, service_id: ServiceId, worker_id: WorkerId, old_pid: int | None
+    ) -> None:
+        pass
+
+    def on_exited(
+        self, service_id: ServiceId, worker_id: WorkerId, pid: int, exit_code: int
+    ) -> None:
+        pass
+
+    def close(self) -> None:
+        pass

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from cotyledon._extension import QuietExtension
 from cotyledon.types import ServiceId, WorkerId
 from cotyledon.wsgi._app_loader import APP_LOAD_ERROR
 from cotyledon.wsgi._scoreboard import Scoreboard, SlotStatus
@@ -27,7 +28,7 @@ LOG = logging.getLogger("cotyledon.wsgi.master")
 REASON = "no worker could load the WSGI app (see the worker's error line)"
 
 
-class BootWatch:
+class BootWatch(QuietExtension):
     """Watches one WSGI service's workers until one of them serves.
 
     Set :attr:`service_id` and :attr:`manager` once the service is added.
@@ -75,38 +76,3 @@ class BootWatch:
         self._look()
 
     # -- the rest of MasterExtension: nothing to do ----------------------------------------
-
-    def on_signal(self, signum: int) -> None:
-        pass
-
-    def read_fds(self) -> list[int]:
-        return []
-
-    def write_fds(self) -> list[int]:
-        return []
-
-    def on_ready(self, readable: list[int], writable: list[int]) -> None:
-        pass
-
-    def next_deadline(self) -> float | None:
-        return None
-
-    def before_fork(self, service_id: ServiceId, worker_id: WorkerId) -> None:
-        pass
-
-    def on_spawned(self, service_id: ServiceId, worker_id: WorkerId, pid: int) -> None:
-        pass
-
-    def on_replacing(self, service_id: ServiceId, worker_id: WorkerId, reason: str) -> None:
-        pass
-
-    def on_replaced(self, service_id: ServiceId, worker_id: WorkerId, old_pid: int | None) -> None:
-        pass
-
-    def on_replace_aborted(
-        self, service_id: ServiceId, worker_id: WorkerId, old_pid: int | None
-    ) -> None:
-        pass
-
-    def close(self) -> None:
-        pass

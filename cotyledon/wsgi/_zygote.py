@@ -41,6 +41,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 from cotyledon import _processes, _service_worker, _signals, _utils
+from cotyledon._extension import QuietExtension
 from cotyledon._spawner import ChildSetup, ReloadAnswer
 from cotyledon.types import ServiceId, WorkerId
 from cotyledon.wsgi import _logfiles
@@ -84,7 +85,7 @@ class _Zygote:
         self.hooks = hooks
 
 
-class ZygoteSpawner:
+class ZygoteSpawner(QuietExtension):
     """Starts the workers of one WSGI service from a zygote (see the module docstring).
 
     It is also a master extension (attached by ``add()``): the master waits on the
@@ -281,9 +282,6 @@ class ZygoteSpawner:
         # Every zygote's socket: watched, and closed in the workers the master forks.
         return [z.sock.fileno() for z in self._zygotes.values()]
 
-    def write_fds(self) -> list[int]:
-        return []
-
     def on_ready(self, readable: list[int], writable: list[int]) -> None:
         for zygote in list(self._zygotes.values()):
             if zygote.sock.fileno() in readable:
@@ -344,26 +342,6 @@ class ZygoteSpawner:
         for zygote in list(self._zygotes.values()):
             for _, code in _processes.reap([zygote.pid]):  # died; EOF not read yet
                 self._forget(zygote, "", code)
-
-    def on_signal(self, signum: int) -> None:
-        pass
-
-    def before_fork(self, service_id: ServiceId, worker_id: WorkerId) -> None:
-        pass
-
-    def on_spawned(self, service_id: ServiceId, worker_id: WorkerId, pid: int) -> None:
-        pass
-
-    def on_replacing(self, service_id: ServiceId, worker_id: WorkerId, reason: str) -> None:
-        pass
-
-    def on_replaced(self, service_id: ServiceId, worker_id: WorkerId, old_pid: int | None) -> None:
-        pass
-
-    def on_replace_aborted(
-        self, service_id: ServiceId, worker_id: WorkerId, old_pid: int | None
-    ) -> None:
-        pass
 
     def on_exited(
         self, service_id: ServiceId, worker_id: WorkerId, pid: int, exit_code: int
