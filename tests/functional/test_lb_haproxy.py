@@ -10,6 +10,7 @@ must end with zero non-2xx responses and zero connection errors; the counts are 
 from __future__ import annotations
 
 import collections
+import contextlib
 import signal
 import sys
 from collections.abc import Iterator
@@ -65,10 +66,11 @@ def ours(name: str, app_dir: Path, *extra: str) -> Backend:
     return Backend(name, argv, discover=discover, ready=lambda prog: None)
 
 
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[tuple[HAProxy, list[Backend], Path]]:
+@contextlib.contextmanager
+def running_cluster(tmp_path: Path, *extra: str) -> Iterator[tuple[HAProxy, list[Backend], Path]]:
+    """Two instances serving lbapp v1 behind HAProxy, both seen UP; all torn down after."""
     write_app(tmp_path, "v1")
-    backends = [ours(name, tmp_path) for name in ("a", "b")]
+    backends = [ours(name, tmp_path, *extra) for name in ("a", "b")]
     lb: HAProxy | None = None
     try:
         for backend in backends:
@@ -84,6 +86,12 @@ def cluster(tmp_path: Path) -> Iterator[tuple[HAProxy, list[Backend], Path]]:
             backend.close()
         if lb is not None:
             assert not lb.close(), "haproxy left processes behind"
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[tuple[HAProxy, list[Backend], Path]]:
+    with running_cluster(tmp_path) as running:
+        yield running
 
 
 def more_traffic(load: Load, count: int) -> None:
@@ -125,17 +133,7 @@ def test_scaling_down_one_instance_loses_nothing(
 
 @pytest.mark.parametrize("preload", ["--no-preload", "--preload"])
 def test_reload_with_new_code_loses_nothing(tmp_path: Path, preload: str) -> None:
-    write_app(tmp_path, "v1")
-    backends = [ours(name, tmp_path, preload) for name in ("a", "b")]
-    lb: HAProxy | None = None
-    try:
-        for backend in backends:
-            backend.start()
-        lb = HAProxy(
-            tmp_path, [b.spec for b in backends], check_path="/readyz", inter_ms=CHECK_INTERVAL_MS
-        )
-        for backend in backends:
-            lb.wait_state(backend.name, "UP")
+    with running_cluster(tmp_path, preload) as (lb, backends, _):
         with Load(lb.address, clients=4, max_seconds=90) as load:
             wait_for(lambda: load.served() > 200, 30, "traffic through haproxy")
             write_app(tmp_path, "v2")
@@ -148,8 +146,3 @@ def test_reload_with_new_code_loses_nothing(tmp_path: Path, preload: str) -> Non
         for _ in range(4):  # round robin: both instances
             with RawClient(lb.address) as client:
                 assert client.get("/").body == b"v2"
-    finally:
-        for backend in backends:
-            backend.close()
-        if lb is not None:
-            assert not lb.close(), "haproxy left processes behind"
